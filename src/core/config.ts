@@ -1,0 +1,105 @@
+/**
+ * The validated, defaults-filled, frozen config (config/guardian.schema.json).
+ * Shared by the gateway (which loads it) and the adapters (which receive the part
+ * they need through their constructor).
+ */
+
+export type ByteOrder = 'big' | 'little';
+export type Table = 'coil' | 'discrete' | 'input' | 'holding';
+export type PointType =
+  | 'bool' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
+  | 'float32' | 'float64' | 'string' | 'bit';
+
+export interface BackoffConfig {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+export interface PointConfig {
+  readonly name: string;
+  readonly table: Table;
+  readonly address: number;
+  readonly type: PointType;
+  /** string: registers; filled in for every type by the loader (registers or bits spanned). */
+  readonly length?: number;
+  readonly bit?: number;
+  readonly byteOrder: ByteOrder;
+  readonly wordOrder: ByteOrder;
+  readonly scale: number;
+  readonly offset: number;
+  readonly deadband: number;
+  readonly reportOnChange: boolean;
+  readonly heartbeatMs?: number;
+  readonly unit?: string;
+}
+
+export interface DeviceConfig {
+  readonly name: string;
+  readonly unitId: number;
+  readonly pollIntervalMs: number;
+  readonly timeoutMs: number;
+  readonly retries: number;
+  readonly backoff: BackoffConfig;
+  readonly maxRegistersPerRequest: number;
+  readonly maxBitsPerRequest: number;
+  readonly maxGap: number;
+  readonly byteOrder: ByteOrder;
+  readonly wordOrder: ByteOrder;
+  readonly points: readonly PointConfig[];
+}
+
+interface BusBase {
+  readonly name: string;
+  readonly interRequestDelayMs: number;
+  readonly reconnect: BackoffConfig;
+  readonly devices: readonly DeviceConfig[];
+}
+
+export interface SerialBusConfig extends BusBase {
+  readonly type: 'rtu';
+  readonly port: string;
+  readonly baudRate: number;
+  readonly parity: 'none' | 'even' | 'odd';
+  readonly dataBits: 7 | 8;
+  readonly stopBits: 1 | 2;
+}
+
+export interface TcpBusConfig extends BusBase {
+  readonly type: 'tcp' | 'rtu-over-tcp';
+  readonly host: string;
+  readonly port: number;
+}
+
+export type BusConfig = SerialBusConfig | TcpBusConfig;
+
+export interface MqttTlsConfig {
+  readonly ca: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly servername?: string;
+}
+
+export interface MqttConfig {
+  readonly url: string;
+  readonly protocolVersion: 4 | 5;
+  readonly clientId?: string;
+  readonly username?: string;
+  readonly topicPrefix: string;
+  readonly keepaliveS: number;
+  readonly connectTimeoutMs: number;
+  readonly tls?: MqttTlsConfig;
+  readonly reconnect: BackoffConfig;
+  readonly queue: { readonly maxMessages: number; readonly maxInFlight: number };
+}
+
+export interface GatewayConfig {
+  readonly version: 1;
+  readonly gateway: {
+    readonly id: string;
+    readonly stateDir: string;
+    readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+    readonly shutdownTimeoutMs: number;
+  };
+  readonly upstream: { readonly mqtt: MqttConfig };
+  readonly buses: readonly BusConfig[];
+}

@@ -1,0 +1,76 @@
+/**
+ * The one registry of user-visible error codes. Codes are stable and never
+ * reused; each is documented in README.md (a test checks both properties).
+ * Decide by code (`isTransient`, `hasCode`), never by message text.
+ */
+
+interface ErrorSpec {
+  /** What happened and what to do about it. */
+  readonly hint: string;
+  /** True when retrying the same operation later may succeed. */
+  readonly transient: boolean;
+}
+
+export const ErrorCodes = {
+  GUARDIAN_E_USAGE: { hint: 'The command line is wrong; run `guardian help`.', transient: false },
+  GUARDIAN_E_CONFIG_READ: { hint: 'The config file cannot be read; check the path and its permissions.', transient: false },
+  GUARDIAN_E_CONFIG_PARSE: { hint: 'The config file is not valid YAML; fix the syntax at the line shown.', transient: false },
+  GUARDIAN_E_CONFIG_INVALID: { hint: 'The config does not match the schema; fix every path listed.', transient: false },
+  GUARDIAN_E_TLS_FILE: { hint: 'A TLS file named in the config cannot be read; check the path and permissions.', transient: false },
+  GUARDIAN_E_COMPONENT_START: { hint: 'A component failed to start; it is retried with backoff, the others keep running.', transient: true },
+  GUARDIAN_E_COMPONENT_FAILED: { hint: 'A running component failed; it is restarted with backoff.', transient: true },
+  GUARDIAN_E_MODBUS_CONNECT: { hint: 'The Modbus bus cannot be opened (serial port or TCP endpoint); check cabling, the port and the address.', transient: true },
+  GUARDIAN_E_MODBUS_TIMEOUT: { hint: 'The Modbus device did not answer in time; check its unit id, wiring and timeout.', transient: true },
+  GUARDIAN_E_MODBUS_EXCEPTION: { hint: 'The Modbus device answered with an exception; check the point addresses and tables.', transient: false },
+  GUARDIAN_E_MODBUS_FRAME: { hint: 'The Modbus response was malformed (CRC, length or unit id); check for noise or a second master on the line.', transient: true },
+  GUARDIAN_E_DEVICE_BACKOFF: { hint: 'The device failed repeatedly and is polled less often until it answers again.', transient: true },
+  GUARDIAN_E_DEVICE_RECOVERED: { hint: 'The device answers again; normal polling resumed.', transient: false },
+  GUARDIAN_E_DECODE: { hint: 'A register value cannot be decoded as the configured type; check type, byte order and word order.', transient: false },
+  GUARDIAN_E_MQTT_CONNECT: { hint: 'The MQTT broker cannot be reached or refused the connection; Guardian retries with backoff.', transient: true },
+  GUARDIAN_E_MQTT_DISCONNECTED: { hint: 'The MQTT connection was lost; messages wait in the queue and Guardian reconnects with backoff.', transient: true },
+  GUARDIAN_E_MQTT_PUBLISH: { hint: 'The broker did not acknowledge a publish; it stays queued and is sent again.', transient: true },
+  GUARDIAN_E_QUEUE_DROPPED: { hint: 'The upstream queue was full and the oldest messages were dropped; restore the uplink or raise the queue bound.', transient: false },
+  GUARDIAN_E_SHUTDOWN_TIMEOUT: { hint: 'Shutdown did not finish in-flight publishes in time; unsent messages are counted in the log.', transient: false },
+  GUARDIAN_E_DEMO_PORT: { hint: 'The demo port is in use; pass --port or set GUARDIAN_DEMO_PORT.', transient: false },
+  GUARDIAN_E_INTERNAL: { hint: 'An unexpected internal error; please report it with the log.', transient: false },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export type ErrorContext = Readonly<Record<string, string | number | boolean | undefined>>;
+
+export class GuardianError extends Error {
+  readonly code: ErrorCode;
+  readonly context: ErrorContext;
+
+  constructor(code: ErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GuardianError';
+    this.code = code;
+    this.context = context;
+  }
+
+  get hint(): string {
+    return ErrorCodes[this.code].hint;
+  }
+
+  /** A plain object for structured logs (pino serializes `err` through this). */
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, hint: this.hint, ...this.context };
+  }
+}
+
+export function hasCode(err: unknown, code: ErrorCode): err is GuardianError {
+  return err instanceof GuardianError && err.code === code;
+}
+
+export function isTransient(err: unknown): boolean {
+  return err instanceof GuardianError && ErrorCodes[err.code].transient;
+}
+
+/** Wrap anything thrown into a GuardianError, keeping the original as `cause`. */
+export function toGuardianError(err: unknown, fallback: ErrorCode = 'GUARDIAN_E_INTERNAL', context: ErrorContext = {}): GuardianError {
+  if (err instanceof GuardianError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GuardianError(fallback, message, context, { cause: err });
+}
