@@ -1,0 +1,45 @@
+import type { Logger } from 'pino';
+import type { BusConfig } from '../../core/config.js';
+import type { DeviceStats, DownstreamAdapter, PollSink } from '../../core/types.js';
+import { BusArbiter } from './arbiter.js';
+import { DevicePoller } from './device.js';
+import type { ModbusClient } from './transport.js';
+
+export interface ModbusBusOptions {
+  readonly bus: BusConfig;
+  readonly sink: PollSink;
+  readonly log: Logger;
+  /** Opens the bus transport; the default opens a real modbus-serial client. */
+  readonly open?: (bus: BusConfig) => Promise<ModbusClient>;
+}
+
+/** One Modbus bus (serial line or TCP endpoint) with its devices: one component, one arbiter. */
+export class ModbusBusAdapter implements DownstreamAdapter {
+  readonly name: string;
+  private arbiter: BusArbiter | undefined;
+  private pollers: DevicePoller[] = [];
+
+  constructor(private readonly options: ModbusBusOptions) {
+    this.name = `modbus:${options.bus.name}`;
+  }
+
+  async start(): Promise<void> {
+    const { bus, sink, open } = this.options;
+    const log = this.options.log.child({ bus: bus.name });
+    const arbiter = new BusArbiter(bus, log, open);
+    this.arbiter = arbiter;
+    this.pollers = bus.devices.map((d) => new DevicePoller(d, bus.name, arbiter, sink, log.child({ device: d.name })));
+    for (const poller of this.pollers) poller.start();
+    await Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.pollers.map((p) => p.stop()));
+    await this.arbiter?.close();
+    this.arbiter = undefined;
+  }
+
+  deviceStats(): readonly DeviceStats[] {
+    return this.pollers.map((p) => p.stats());
+  }
+}

@@ -1,0 +1,172 @@
+import type { Logger } from 'pino';
+import { Backoff } from '../../core/backoff.js';
+import type { DeviceConfig } from '../../core/config.js';
+import { GuardianError } from '../../core/errors.js';
+import type { DeviceStats, PollSink, RawReading } from '../../core/types.js';
+import type { BusArbiter } from './arbiter.js';
+import { classify, type ModbusFailure } from './classify.js';
+import { applyScale, decodePoint } from './codec.js';
+import { planDevice, sliceFor, type ReadRequest } from './planner.js';
+import type { ModbusClient } from './transport.js';
+
+function read(client: ModbusClient, req: ReadRequest): Promise<readonly number[] | readonly boolean[]> {
+  switch (req.table) {
+    case 'coil': return client.readCoils(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
+    case 'discrete': return client.readDiscreteInputs(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
+    case 'input': return client.readInputRegisters(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
+    case 'holding': return client.readHoldingRegisters(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
+  }
+}
+
+/**
+ * Polls one device on its interval through the bus arbiter. A poll in which the
+ * device did not answer at all (timeout, bad frames, transport down) counts as
+ * failed: the next poll then waits an exponential, jittered backoff instead of
+ * the interval, so a dead device costs its bus little and never stalls the
+ * others. A coalesced request that hits an illegal-address exception is split
+ * into one request per point, so one bad address cannot blank its neighbours.
+ */
+export class DevicePoller {
+  private plan: ReadRequest[];
+  private readonly backoff: Backoff;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private current: Promise<void> | undefined;
+  private nextDue = 0;
+  private failing = false;
+  private polls = 0;
+  private failures = 0;
+  private lastError: string | undefined;
+
+  constructor(
+    private readonly device: DeviceConfig,
+    private readonly busName: string,
+    private readonly arbiter: BusArbiter,
+    private readonly sink: PollSink,
+    private readonly log: Logger,
+  ) {
+    this.plan = planDevice(device);
+    this.backoff = new Backoff(device.backoff);
+  }
+
+  start(): void {
+    this.running = true;
+    this.nextDue = Date.now();
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    await this.current;
+  }
+
+  stats(): DeviceStats {
+    return {
+      device: this.device.name, bus: this.busName, polls: this.polls, failures: this.failures, backedOff: this.failing,
+      ...(this.lastError === undefined ? {} : { lastError: this.lastError }),
+    };
+  }
+
+  private schedule(delay: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => {
+      this.current = this.poll().finally(() => { this.current = undefined; });
+    }, delay);
+  }
+
+  private async poll(): Promise<void> {
+    const readings: RawReading[] = [];
+    let answered = false;
+    let deviceFailure: ModbusFailure | undefined;
+    for (let i = 0; i < this.plan.length; i++) {
+      const req = this.plan[i] as ReadRequest;
+      if (deviceFailure !== undefined) {
+        for (const p of req.points) readings.push({ point: p.name, value: null, quality: deviceFailure.quality });
+        continue;
+      }
+      const outcome = await this.request(req);
+      if ('data' in outcome) {
+        answered = true;
+        for (const p of req.points) readings.push(this.decode(p, req, outcome.data));
+      } else if (outcome.failure.kind === 'exception') {
+        answered = true;
+        if (outcome.failure.error.context['exception'] === 2 && req.points.length > 1) {
+          this.split(i, req);
+          i -= 1;
+          continue;
+        }
+        this.log.debug({ err: outcome.failure.error }, 'modbus exception');
+        for (const p of req.points) readings.push({ point: p.name, value: null, quality: outcome.failure.quality });
+      } else {
+        deviceFailure = outcome.failure;
+        for (const p of req.points) readings.push({ point: p.name, value: null, quality: outcome.failure.quality });
+      }
+    }
+    this.polls += 1;
+    this.sink({ device: this.device.name, ts: Date.now(), readings });
+    this.afterPoll(answered ? undefined : deviceFailure);
+  }
+
+  private async request(req: ReadRequest): Promise<{ data: readonly number[] | readonly boolean[] } | { failure: ModbusFailure }> {
+    const context = { device: this.device.name, bus: this.busName, unitId: this.device.unitId, table: req.table, address: req.address, count: req.count, timeoutMs: this.device.timeoutMs };
+    let failure: ModbusFailure | undefined;
+    for (let attempt = 0; attempt <= this.device.retries; attempt++) {
+      try {
+        const data = await this.arbiter.exec((client) => {
+          client.setID(this.device.unitId);
+          client.setTimeout(this.device.timeoutMs);
+          return read(client, req);
+        });
+        return { data };
+      } catch (err) {
+        failure = classify(err, context);
+        if (failure.kind === 'transport' && !(err instanceof GuardianError)) this.arbiter.invalidate(failure.error);
+        if (failure.kind === 'exception' || failure.kind === 'transport') break;
+      }
+    }
+    return { failure: failure as ModbusFailure };
+  }
+
+  private decode(point: ReadRequest['points'][number], req: ReadRequest, data: readonly number[] | readonly boolean[]): RawReading {
+    try {
+      return { point: point.name, value: applyScale(point, decodePoint(point, sliceFor<number | boolean>(req, point, data) as number[] | boolean[])), quality: 'good' };
+    } catch (err) {
+      this.log.debug({ err, device: this.device.name, point: point.name }, 'decode failed');
+      return { point: point.name, value: null, quality: 'bad:decode' };
+    }
+  }
+
+  private split(index: number, req: ReadRequest): void {
+    const single = req.points.map((p) => planDevice({ ...this.device, points: [p] })[0] as ReadRequest);
+    this.plan = [...this.plan.slice(0, index), ...single, ...this.plan.slice(index + 1)];
+    this.log.info({ device: this.device.name, table: req.table, address: req.address, count: req.count }, 'illegal address inside a coalesced request: reading its points one by one from now on');
+  }
+
+  private afterPoll(failure: ModbusFailure | undefined): void {
+    const now = Date.now();
+    if (failure === undefined) {
+      if (this.failing) {
+        this.log.info({ code: 'GUARDIAN_E_DEVICE_RECOVERED', device: this.device.name, bus: this.busName, afterFailures: this.backoff.attempts }, `device ${this.device.name} answers again`);
+      }
+      this.failing = false;
+      this.backoff.reset();
+      this.lastError = undefined;
+      this.nextDue += this.device.pollIntervalMs;
+      if (this.nextDue < now) this.nextDue = now; // overran: no burst of catch-up polls
+      this.schedule(this.nextDue - now);
+      return;
+    }
+    this.failures += 1;
+    this.lastError = `${failure.error.code}: ${failure.error.message}`;
+    const delay = Math.max(this.device.pollIntervalMs, this.backoff.next());
+    if (!this.failing) {
+      this.log.warn({ err: failure.error, device: this.device.name }, `device ${this.device.name}: ${failure.error.message}`);
+      const backoff = new GuardianError('GUARDIAN_E_DEVICE_BACKOFF', `device ${this.device.name} backed off`, { device: this.device.name, bus: this.busName, retryInMs: delay });
+      this.log.warn({ err: backoff }, backoff.message);
+    }
+    this.failing = true;
+    this.nextDue = now + delay;
+    this.schedule(delay);
+  }
+}

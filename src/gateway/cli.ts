@@ -1,0 +1,96 @@
+import { parseArgs } from 'node:util';
+import { GuardianError, toGuardianError } from '../core/errors.js';
+import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
+import { Daemon, runUntilSignal, VERSION } from './daemon.js';
+import { runDemo } from './demo.js';
+import { createLogger } from './logger.js';
+import { watch } from './watch.js';
+
+const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
+
+Usage:
+  guardian run [--config FILE]          run the gateway (default config ${DEFAULT_CONFIG_PATH})
+  guardian check-config [FILE]          validate a config; prints every problem, exits 1 if any
+  guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
+  guardian demo [--port N]              run the demo: simulated device + embedded broker, no config
+  guardian watch [--url URL] [--topic T]  print messages from a broker (default the demo's)
+  guardian help | --version
+
+Exit codes: 0 ok, 1 failed (invalid config, runtime error), 2 usage error.`;
+
+function configPath(values: { config?: string | undefined }, positionals: string[]): string {
+  return values.config ?? positionals[0] ?? DEFAULT_CONFIG_PATH;
+}
+
+function printError(err: unknown): void {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`guardian: ${err.code}: ${err.source} has ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}:\n`);
+    for (const line of err.problems) process.stderr.write(`${line}\n`);
+    return;
+  }
+  const e = toGuardianError(err);
+  process.stderr.write(`guardian: ${e.code}: ${e.message}\n  ${e.hint}\n`);
+}
+
+async function dispatch(command: string, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string' },
+      url: { type: 'string' },
+      topic: { type: 'string' },
+    },
+  });
+  switch (command) {
+    case 'check-config': {
+      const path = configPath(values, positionals);
+      const config = loadConfig(path);
+      const devices = config.buses.flatMap((b) => b.devices);
+      const points = devices.reduce((n, d) => n + d.points.length, 0);
+      process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
+      return 0;
+    }
+    case 'plan': {
+      const config = loadConfig(configPath(values, positionals));
+      for (const bus of config.buses) {
+        process.stdout.write(`bus ${bus.name} (${bus.type})\n`);
+        for (const device of bus.devices) process.stdout.write(`${formatPlan(device.name, device.unitId, planDevice(device))}\n`);
+      }
+      return 0;
+    }
+    case 'run': {
+      const config = loadConfig(configPath(values, positionals));
+      const log = createLogger(config.gateway.logLevel);
+      return runUntilSignal(new Daemon(config, log), log);
+    }
+    case 'demo':
+      return runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT']);
+    case 'watch':
+      return watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#');
+    default:
+      throw new GuardianError('GUARDIAN_E_USAGE', `unknown command '${command}'`);
+  }
+}
+
+/** The CLI: returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${HELP}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  try {
+    return await dispatch(command, args);
+  } catch (err) {
+    printError(err);
+    const usage = err instanceof GuardianError ? err.code === 'GUARDIAN_E_USAGE' : (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+    return usage ? 2 : 1;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Rules JSON Schema cannot express well (cross-field and uniqueness rules). They
+ * run on the raw document next to the schema so every problem is reported at
+ * once; each check guards its own shape, since the schema may have failed too.
+ */
+import { joinPath } from './schema-errors.js';
+
+type Rec = Record<string, unknown>;
+const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+const REGISTERS: Record<string, number> = {
+  bool: 1, bit: 1, int16: 1, uint16: 1, int32: 2, uint32: 2, float32: 2, int64: 4, uint64: 4, float64: 4,
+};
+const NUMERIC = new Set(['int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64']);
+
+function checkBackoff(b: unknown, path: string, out: string[]): void {
+  if (isRec(b) && typeof b['initialMs'] === 'number' && typeof b['maxMs'] === 'number' && b['initialMs'] > b['maxMs']) {
+    out.push(`${joinPath(path, 'initialMs')}: must not exceed maxMs (${b['maxMs']})`);
+  }
+}
+
+function checkMqtt(m: unknown, path: string, out: string[]): void {
+  if (!isRec(m)) return;
+  const url = typeof m['url'] === 'string' ? m['url'] : '';
+  const secure = /^(mqtts|tls|ssl):/.test(url);
+  const tls = m['tls'];
+  if (secure && !isRec(tls)) out.push(`${joinPath(path, 'tls')}: is required for ${url.split(':')[0] ?? ''}:// (the broker CA is pinned)`);
+  if (!secure && isRec(tls) && url !== '') out.push(`${joinPath(path, 'tls')}: needs an mqtts:// url (got '${url}')`);
+  if (isRec(tls) && ('cert' in tls) !== ('key' in tls)) {
+    out.push(`${joinPath(path, 'tls')}: cert and key must be given together`);
+  }
+  checkBackoff(m['reconnect'], joinPath(path, 'reconnect'), out);
+}
+
+function checkPoint(p: Rec, path: string, out: string[]): void {
+  const { table, type } = p;
+  const isBitTable = table === 'coil' || table === 'discrete';
+  if (isBitTable && type !== undefined && type !== 'bool') {
+    out.push(`${joinPath(path, 'type')}: must be 'bool' for table '${String(table)}' (got '${String(type)}')`);
+  }
+  if (type === 'bit' && !('bit' in p)) out.push(`${joinPath(path, 'bit')}: is required for type 'bit'`);
+  if (type !== 'bit' && 'bit' in p) out.push(`${joinPath(path, 'bit')}: only applies to type 'bit'`);
+  if (type === 'string' && !('length' in p)) out.push(`${joinPath(path, 'length')}: is required for type 'string' (registers)`);
+  if (type !== 'string' && 'length' in p) out.push(`${joinPath(path, 'length')}: only applies to type 'string'`);
+  const numeric = typeof type === 'string' && NUMERIC.has(type);
+  if (!numeric) {
+    for (const key of ['scale', 'offset', 'deadband'] as const) {
+      if (key in p) out.push(`${joinPath(path, key)}: only applies to numeric types (got type '${String(type)}')`);
+    }
+  }
+  if (p['scale'] === 0) out.push(`${joinPath(path, 'scale')}: must not be 0`);
+  if ('heartbeatMs' in p && p['reportOnChange'] !== true) {
+    out.push(`${joinPath(path, 'heartbeatMs')}: only applies with reportOnChange: true`);
+  }
+  if (typeof p['deadband'] === 'number' && p['deadband'] > 0 && p['reportOnChange'] !== true) {
+    out.push(`${joinPath(path, 'deadband')}: only applies with reportOnChange: true`);
+  }
+  const span = isBitTable ? 1 : type === 'string' ? (typeof p['length'] === 'number' ? p['length'] : 1) : (REGISTERS[String(type)] ?? 1);
+  if (typeof p['address'] === 'number' && p['address'] + span - 1 > 65535) {
+    out.push(`${joinPath(path, 'address')}: point spans ${span} registers and runs past 65535`);
+  }
+}
+
+function checkBus(bus: Rec, path: string, out: string[]): void {
+  const serial = bus['type'] === 'rtu';
+  if (serial) {
+    if (typeof bus['port'] !== 'string') out.push(`${joinPath(path, 'port')}: must be a serial device path for type 'rtu'`);
+    if ('host' in bus) out.push(`${joinPath(path, 'host')}: only applies to tcp buses`);
+  } else if (bus['type'] === 'tcp' || bus['type'] === 'rtu-over-tcp') {
+    if (!('host' in bus)) out.push(`${joinPath(path, 'host')}: is required for type '${bus['type']}'`);
+    if ('port' in bus && !(Number.isInteger(bus['port']) && Number(bus['port']) >= 1 && Number(bus['port']) <= 65535)) {
+      out.push(`${joinPath(path, 'port')}: must be a TCP port 1-65535 for type '${bus['type']}'`);
+    }
+    for (const key of ['baudRate', 'parity', 'dataBits', 'stopBits']) {
+      if (key in bus) out.push(`${joinPath(path, key)}: only applies to rtu (serial) buses`);
+    }
+  }
+  checkBackoff(bus['reconnect'], joinPath(path, 'reconnect'), out);
+  const units = new Map<unknown, number>();
+  list(bus['devices']).forEach((d, di) => {
+    if (!isRec(d)) return;
+    const dpath = joinPath(joinPath(path, 'devices'), di);
+    if (serial && (d['unitId'] === 0 || (typeof d['unitId'] === 'number' && d['unitId'] > 247))) {
+      out.push(`${joinPath(dpath, 'unitId')}: must be 1-247 on a serial bus (got ${String(d['unitId'])})`);
+    }
+    const seen = units.get(d['unitId']);
+    if (seen !== undefined && d['unitId'] !== undefined) {
+      out.push(`${joinPath(dpath, 'unitId')}: duplicates devices[${seen}] on this bus (${String(d['unitId'])})`);
+    } else units.set(d['unitId'], di);
+    checkBackoff(d['backoff'], joinPath(dpath, 'backoff'), out);
+    const names = new Map<unknown, number>();
+    list(d['points']).forEach((p, pi) => {
+      if (!isRec(p)) return;
+      const ppath = joinPath(joinPath(dpath, 'points'), pi);
+      const prior = names.get(p['name']);
+      if (prior !== undefined) out.push(`${joinPath(ppath, 'name')}: duplicates points[${prior}] ('${String(p['name'])}')`);
+      else names.set(p['name'], pi);
+      checkPoint(p, ppath, out);
+    });
+  });
+}
+
+export function semanticErrors(doc: unknown): string[] {
+  const out: string[] = [];
+  if (!isRec(doc)) return out;
+  if (isRec(doc['upstream'])) checkMqtt(doc['upstream']['mqtt'], 'upstream.mqtt', out);
+  const busNames = new Map<unknown, number>();
+  const deviceNames = new Map<unknown, string>();
+  list(doc['buses']).forEach((bus, bi) => {
+    if (!isRec(bus)) return;
+    const path = `buses[${bi}]`;
+    const prior = busNames.get(bus['name']);
+    if (prior !== undefined) out.push(`${path}.name: duplicates buses[${prior}] ('${String(bus['name'])}')`);
+    else busNames.set(bus['name'], bi);
+    list(bus['devices']).forEach((d, di) => {
+      if (!isRec(d) || d['name'] === undefined) return;
+      const dpath = `${path}.devices[${di}]`;
+      const first = deviceNames.get(d['name']);
+      if (first !== undefined) out.push(`${dpath}.name: duplicates ${first} ('${String(d['name'])}'); device names are unique per gateway`);
+      else deviceNames.set(d['name'], dpath);
+    });
+    checkBus(bus, path, out);
+  });
+  return out;
+}

@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Aedes } from 'aedes';
+import { GuardianError } from '../core/errors.js';
+import { DemoSimulator } from '../downstream/modbus/simulator.js';
+import { parseConfig } from './config/load.js';
+import { Daemon, runUntilSignal } from './daemon.js';
+import { createLogger } from './logger.js';
+
+const HOST = '127.0.0.1';
+const DEFAULT_BROKER_PORT = 1883;
+export const DEMO_CONFIG_URL = new URL('../../config/demo.yaml', import.meta.url);
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, HOST, () => {
+      server.off('error', reject);
+      const address = server.address();
+      resolve(typeof address === 'object' && address !== null ? address.port : port);
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  const port = await listen(probe, 0);
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** The embedded MQTT broker (aedes, MQTT 3.1.1) on 127.0.0.1; demo only. */
+async function startBroker(requested: number | undefined): Promise<{ port: number; close: () => Promise<void> }> {
+  const broker = await Aedes.createBroker();
+  const server = createServer(broker.handle);
+  let port: number;
+  try {
+    port = await listen(server, requested ?? DEFAULT_BROKER_PORT);
+  } catch (err) {
+    if (requested !== undefined || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+      broker.close();
+      throw new GuardianError('GUARDIAN_E_DEMO_PORT', `cannot listen on ${HOST}:${requested ?? DEFAULT_BROKER_PORT}: ${(err as Error).message}`, { port: requested ?? DEFAULT_BROKER_PORT }, { cause: err });
+    }
+    port = await listen(server, 0); // 1883 is taken (a local Mosquitto?): any free port will do
+  }
+  const close = async (): Promise<void> => {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return { port, close };
+}
+
+function parsePort(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new GuardianError('GUARDIAN_E_USAGE', `--port must be a TCP port 1-65535 (got '${raw}')`);
+  }
+  return port;
+}
+
+/** Fill the demo config template; the result is validated like any config. */
+export function demoConfigText(ports: { broker: number; simulator: number }, stateDir: string): string {
+  return readFileSync(DEMO_CONFIG_URL, 'utf8')
+    .replaceAll('${BROKER_PORT}', String(ports.broker))
+    .replaceAll('${SIM_PORT}', String(ports.simulator))
+    .replaceAll('${STATE_DIR}', stateDir);
+}
+
+/**
+ * `guardian demo` (what `npm start` runs): the simulated device, the embedded
+ * broker and the gateway in one process, on 127.0.0.1 only.
+ */
+export async function runDemo(portArg: string | undefined): Promise<number> {
+  const requested = parsePort(portArg);
+  const broker = await startBroker(requested);
+  const log = createLogger('info');
+  const simulator = new DemoSimulator(HOST, await freePort(), (err) => log.debug({ err, component: 'simulator' }, 'simulator connection error'));
+  try {
+    await simulator.start();
+    const config = parseConfig(demoConfigText({ broker: broker.port, simulator: simulator.port }, join(tmpdir(), 'guardian-demo')), 'config/demo.yaml');
+    const url = `mqtt://${HOST}:${broker.port}`;
+    process.stdout.write([
+      '',
+      'Guardian demo',
+      `  simulated device : Guardian demo simulator (Modbus TCP) on ${HOST}:${simulator.port}`,
+      `  embedded broker  : ${url}${requested === undefined && broker.port !== DEFAULT_BROKER_PORT ? ` (port ${DEFAULT_BROKER_PORT} was taken)` : ''}`,
+      '  watch the data   :',
+      `    mosquitto_sub -h ${HOST} -p ${broker.port} -t 'guardian/#' -v`,
+      `    npx guardian watch --url ${url}      (no mosquitto-clients needed)`,
+      '  stop             : Ctrl-C',
+      '',
+      '',
+    ].join('\n'));
+    log.level = config.gateway.logLevel;
+    return await runUntilSignal(new Daemon(config, log), log);
+  } finally {
+    await simulator.stop();
+    await broker.close();
+  }
+}

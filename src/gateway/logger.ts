@@ -1,0 +1,17 @@
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+/**
+ * Structured JSON logs on stdout (journald keeps them under systemd). Errors are
+ * logged as `err` with their code; the hint of a GuardianError rides along.
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
+}
+
+export type { Logger };

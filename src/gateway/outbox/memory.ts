@@ -1,0 +1,122 @@
+import type { Logger } from 'pino';
+import { GuardianError } from '../../core/errors.js';
+import type { UpstreamMessage } from '../../core/types.js';
+import type { Outbox, OutboxEntry, OutboxStats } from './outbox.js';
+
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * A bounded in-memory queue. When full, the oldest pending entry is dropped;
+ * drops are counted and logged (GUARDIAN_E_QUEUE_DROPPED, at most once per 10 s
+ * with the count since the last line). Nothing here survives a restart.
+ */
+export class MemoryOutbox implements Outbox {
+  private nextId = 1;
+  private pending: OutboxEntry[] = [];
+  private head = 0;
+  private readonly inFlight = new Map<number, OutboxEntry>();
+  private dropped = 0;
+  private droppedSinceLog = 0;
+  private lastDropLog = 0;
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(
+    private readonly maxMessages: number,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  append(message: UpstreamMessage): void {
+    this.pending.push({ id: this.nextId++, message, enqueuedAt: this.now() });
+    while (this.pendingCount() + this.inFlight.size > this.maxMessages && this.pendingCount() > 0) {
+      this.head += 1;
+      this.dropped += 1;
+      this.droppedSinceLog += 1;
+    }
+    this.compact();
+    if (this.droppedSinceLog > 0 && this.now() - this.lastDropLog >= DROP_LOG_INTERVAL_MS) this.logDrops();
+    for (const listener of this.listeners) listener();
+  }
+
+  take(max: number): OutboxEntry[] {
+    const end = Math.min(this.pending.length, this.head + max);
+    const out = this.pending.slice(this.head, end);
+    this.head = end;
+    for (const entry of out) this.inFlight.set(entry.id, entry);
+    this.compact();
+    return out;
+  }
+
+  ack(id: number): void {
+    this.inFlight.delete(id);
+  }
+
+  release(ids: readonly number[]): void {
+    const back: OutboxEntry[] = [];
+    for (const id of ids) {
+      const entry = this.inFlight.get(id);
+      if (entry === undefined) continue;
+      this.inFlight.delete(id);
+      back.push(entry);
+    }
+    if (back.length === 0) return;
+    back.sort((a, b) => a.id - b.id);
+    // Merge, so entries released one at a time still come out in id order.
+    const rest = this.pending.slice(this.head);
+    const merged: OutboxEntry[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < back.length || j < rest.length) {
+      const a = back[i];
+      const b = rest[j];
+      if (b === undefined || (a !== undefined && a.id < b.id)) {
+        merged.push(a as OutboxEntry);
+        i += 1;
+      } else {
+        merged.push(b);
+        j += 1;
+      }
+    }
+    this.pending = merged;
+    this.head = 0;
+  }
+
+  stats(): OutboxStats {
+    let oldest = this.pending[this.head]?.enqueuedAt;
+    for (const entry of this.inFlight.values()) {
+      if (oldest === undefined || entry.enqueuedAt < oldest) oldest = entry.enqueuedAt;
+    }
+    return { pending: this.pendingCount(), inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
+  }
+
+  onAppend(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.droppedSinceLog > 0) this.logDrops();
+    const unsent = this.pendingCount() + this.inFlight.size;
+    if (unsent > 0) this.log.warn({ unsent, code: 'GUARDIAN_E_SHUTDOWN_TIMEOUT' }, 'in-memory queue closed with unsent messages');
+    await Promise.resolve();
+  }
+
+  private pendingCount(): number {
+    return this.pending.length - this.head;
+  }
+
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private logDrops(): void {
+    const err = new GuardianError('GUARDIAN_E_QUEUE_DROPPED', `upstream queue full (${this.maxMessages} messages): dropped ${this.droppedSinceLog} oldest`, {
+      dropped: this.droppedSinceLog, droppedTotal: this.dropped, maxMessages: this.maxMessages,
+    });
+    this.log.warn({ err }, err.message);
+    this.droppedSinceLog = 0;
+    this.lastDropLog = this.now();
+  }
+}

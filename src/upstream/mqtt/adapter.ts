@@ -1,0 +1,175 @@
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { Backoff } from '../../core/backoff.js';
+import type { MqttConfig } from '../../core/config.js';
+import { GuardianError } from '../../core/errors.js';
+import { SafeEmitter } from '../../core/events.js';
+import type { UpstreamAdapter, UpstreamEvents, UpstreamMessage } from '../../core/types.js';
+import { readTlsFiles, type TlsMaterial } from './tls.js';
+import { Topics } from './topics.js';
+
+export interface MqttUpstreamOptions {
+  readonly config: MqttConfig;
+  readonly gatewayId: string;
+  readonly version: string;
+  readonly log: Logger;
+}
+
+interface Pending {
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/**
+ * MQTT 3.1.1 / 5 upstream with QoS 1. Each connection attempt uses a fresh,
+ * single-use client (mqtt.js's own fixed-interval reconnect is off); after a
+ * close the next attempt waits an exponential, jittered delay. `online` is
+ * published retained on every connect; the retained last will says `offline`.
+ */
+export class MqttUpstream implements UpstreamAdapter {
+  readonly name = 'upstream:mqtt';
+  readonly topics: Topics;
+  private client: MqttClient | undefined;
+  private isConnected = false;
+  private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
+  private tls: TlsMaterial | undefined;
+  private readonly backoff: Backoff;
+  private readonly events: SafeEmitter<UpstreamEvents>;
+  private readonly pending = new Set<Pending>();
+  private connects = 0;
+
+  constructor(private readonly options: MqttUpstreamOptions) {
+    this.topics = new Topics(options.config.topicPrefix, options.gatewayId);
+    this.backoff = new Backoff(options.config.reconnect);
+    this.events = new SafeEmitter<UpstreamEvents>(options.log);
+  }
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  /** Successful connections so far (reconnects = connections - 1). */
+  get connections(): number {
+    return this.connects;
+  }
+
+  on<E extends keyof UpstreamEvents>(event: E, listener: UpstreamEvents[E]): void {
+    this.events.on(event, listener);
+  }
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    if (this.options.config.tls !== undefined) this.tls = await readTlsFiles(this.options.config.tls);
+    this.connect();
+  }
+
+  publish(message: UpstreamMessage): Promise<void> {
+    return this.send(this.topics.for(message), message.payload, false);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    const client = this.client;
+    if (client === undefined) return;
+    if (this.isConnected) {
+      const goodbye = JSON.stringify({ state: 'offline', reason: 'shutdown', ts: Date.now(), version: this.options.version });
+      await Promise.race([
+        this.send(this.topics.state, goodbye, true).catch((err: unknown) => this.options.log.warn({ err }, 'could not publish offline state')),
+        new Promise((resolve) => setTimeout(resolve, 2000).unref()),
+      ]);
+    }
+    this.client = undefined;
+    this.isConnected = false;
+    await client.endAsync(false).catch((err: unknown) => this.options.log.warn({ err }, 'mqtt close failed'));
+    this.failPending('stopped');
+  }
+
+  private send(topic: string, payload: string, retain: boolean): Promise<void> {
+    const client = this.client;
+    if (client === undefined || !this.isConnected) {
+      return Promise.reject(new GuardianError('GUARDIAN_E_MQTT_DISCONNECTED', 'not connected to the broker', { topic }));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const entry: Pending = { resolve, reject };
+      this.pending.add(entry);
+      client.publish(topic, payload, { qos: 1, retain }, (err) => {
+        if (!this.pending.delete(entry)) return;
+        if (err === undefined || err === null) resolve();
+        else reject(new GuardianError('GUARDIAN_E_MQTT_PUBLISH', `publish to ${topic} failed: ${err.message}`, { topic }, { cause: err }));
+      });
+    });
+  }
+
+  private clientOptions(): IClientOptions {
+    const { config, gatewayId, version } = this.options;
+    const will = { state: 'offline', reason: 'lost', version };
+    const opts: IClientOptions = {
+      protocolVersion: config.protocolVersion,
+      clientId: config.clientId ?? `guardian-${gatewayId}`,
+      clean: true,
+      keepalive: config.keepaliveS,
+      connectTimeout: config.connectTimeoutMs,
+      reconnectPeriod: 0,
+      resubscribe: false,
+      will: { topic: this.topics.state, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
+    };
+    if (config.username !== undefined) opts.username = config.username;
+    if (this.tls !== undefined) {
+      Object.assign(opts, { ca: this.tls.ca, rejectUnauthorized: true });
+      if (this.tls.cert !== undefined) Object.assign(opts, { cert: this.tls.cert, key: this.tls.key });
+      if (config.tls?.servername !== undefined) opts.servername = config.tls.servername;
+    }
+    return opts;
+  }
+
+  private connect(): void {
+    const { log, config, version } = this.options;
+    const client = connect(config.url, this.clientOptions());
+    this.client = client;
+    client.on('connect', () => {
+      if (this.client !== client) return;
+      this.isConnected = true;
+      this.connects += 1;
+      this.backoff.reset();
+      log.info({ url: config.url, protocolVersion: config.protocolVersion, connections: this.connects }, 'connected to broker');
+      const online = JSON.stringify({ state: 'online', ts: Date.now(), version });
+      this.send(this.topics.state, online, true).catch((err: unknown) => log.warn({ err }, 'could not publish online state'));
+      this.events.emit('connected');
+    });
+    client.on('error', (cause) => {
+      if (this.client !== client) return;
+      const err = new GuardianError('GUARDIAN_E_MQTT_CONNECT', `broker ${config.url}: ${cause.message}`, { url: config.url }, { cause });
+      log.warn({ err }, err.message);
+    });
+    client.on('close', () => this.onClose(client));
+  }
+
+  private onClose(client: MqttClient): void {
+    if (this.client !== client) return;
+    const wasConnected = this.isConnected;
+    this.isConnected = false;
+    this.client = undefined;
+    client.end(true);
+    this.failPending('connection closed');
+    if (this.stopping) return;
+    const delay = this.backoff.next();
+    if (wasConnected) {
+      const err = new GuardianError('GUARDIAN_E_MQTT_DISCONNECTED', `lost connection to ${this.options.config.url}`, { url: this.options.config.url });
+      this.options.log.warn({ err, retryInMs: delay }, err.message);
+      this.events.emit('disconnected', 'connection closed');
+    } else {
+      this.options.log.info({ url: this.options.config.url, retryInMs: delay, attempt: this.backoff.attempts }, 'broker not reachable; retrying');
+    }
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  private failPending(reason: string): void {
+    const entries = [...this.pending];
+    this.pending.clear();
+    for (const entry of entries) {
+      entry.reject(new GuardianError('GUARDIAN_E_MQTT_DISCONNECTED', `publish not confirmed: ${reason}`));
+    }
+  }
+}
