@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../core/config.js';
-import type { DeviceStats, DownstreamAdapter, UpstreamAdapter } from '../core/types.js';
+import type { DeviceStats, DownstreamAdapter } from '../core/types.js';
 import { ModbusBusAdapter } from '../downstream/modbus/adapter.js';
 import { MqttUpstream } from '../upstream/mqtt/adapter.js';
 import { Forwarder } from './forwarder.js';
@@ -33,7 +33,7 @@ export class Daemon {
     const mqtt = config.upstream.mqtt;
     this.outbox = new MemoryOutbox(mqtt.queue.maxMessages, log.child({ component: 'outbox' }));
     this.upstream = new MqttUpstream({ config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }) });
-    this.forwarder = new Forwarder(this.outbox, this.upstream as UpstreamAdapter, mqtt.queue.maxInFlight, log.child({ component: 'forwarder' }));
+    this.forwarder = new Forwarder(this.outbox, this.upstream, mqtt.queue.maxInFlight, log.child({ component: 'forwarder' }));
     this.pipeline = new Pipeline(config.buses.flatMap((b) => b.devices), (message) => this.outbox.append(message));
     this.core = new Supervisor(log);
     this.adapters = new Supervisor(log);

@@ -130,7 +130,7 @@ export class DevicePoller {
 
   private decode(point: ReadRequest['points'][number], req: ReadRequest, data: readonly number[] | readonly boolean[]): RawReading {
     try {
-      return { point: point.name, value: applyScale(point, decodePoint(point, sliceFor<number | boolean>(req, point, data) as number[] | boolean[])), quality: 'good' };
+      return { point: point.name, value: applyScale(point, decodePoint(point, sliceFor<number | boolean>(req, point, data))), quality: 'good' };
     } catch (err) {
       this.log.debug({ err, device: this.device.name, point: point.name }, 'decode failed');
       return { point: point.name, value: null, quality: 'bad:decode' };

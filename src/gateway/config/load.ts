@@ -20,7 +20,7 @@ function validate(doc: unknown): ReturnType<Ajv['compile']> {
     const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, allowUnionTypes: true });
     validator = ajv.compile(schema);
   }
-  validator(doc);
+  validator(doc) as boolean; // a synchronous schema: the result is a boolean, errors are on the validator
   return validator;
 }
 
@@ -41,11 +41,12 @@ function migrate(doc: unknown): unknown {
  * GUARDIAN_E_CONFIG_INVALID with every problem in `err.problems`.
  */
 export function parseConfig(text: string, source = '<config>'): GatewayConfig {
-  const yamlDoc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const yamlDoc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (yamlDoc.errors.length > 0) {
     const problems = yamlDoc.errors.map((e) => {
       const pos = e.linePos?.[0];
-      return `${pos === undefined ? '(root)' : `line ${pos.line}, column ${pos.col}`}: ${e.message.split('\n')[0] ?? e.code}`;
+      const what = (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, '');
+      return `${pos === undefined ? '(root)' : `line ${pos.line}, column ${pos.col}`}: ${what}`;
     });
     throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, problems);
   }

@@ -6,6 +6,8 @@
 import { joinPath } from './schema-errors.js';
 
 type Rec = Record<string, unknown>;
+/** How a raw value reads in a message. */
+const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v) ?? 'undefined');
 const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
@@ -37,7 +39,7 @@ function checkPoint(p: Rec, path: string, out: string[]): void {
   const { table, type } = p;
   const isBitTable = table === 'coil' || table === 'discrete';
   if (isBitTable && type !== undefined && type !== 'bool') {
-    out.push(`${joinPath(path, 'type')}: must be 'bool' for table '${String(table)}' (got '${String(type)}')`);
+    out.push(`${joinPath(path, 'type')}: must be 'bool' for table '${String(table)}' (got '${show(type)}')`);
   }
   if (type === 'bit' && !('bit' in p)) out.push(`${joinPath(path, 'bit')}: is required for type 'bit'`);
   if (type !== 'bit' && 'bit' in p) out.push(`${joinPath(path, 'bit')}: only applies to type 'bit'`);
@@ -86,7 +88,7 @@ function checkBus(bus: Rec, path: string, out: string[]): void {
     }
     const seen = units.get(d['unitId']);
     if (seen !== undefined && d['unitId'] !== undefined) {
-      out.push(`${joinPath(dpath, 'unitId')}: duplicates devices[${seen}] on this bus (${String(d['unitId'])})`);
+      out.push(`${joinPath(dpath, 'unitId')}: duplicates devices[${seen}] on this bus (${show(d['unitId'])})`);
     } else units.set(d['unitId'], di);
     checkBackoff(d['backoff'], joinPath(dpath, 'backoff'), out);
     const names = new Map<unknown, number>();
@@ -117,7 +119,7 @@ export function semanticErrors(doc: unknown): string[] {
       if (!isRec(d) || d['name'] === undefined) return;
       const dpath = `${path}.devices[${di}]`;
       const first = deviceNames.get(d['name']);
-      if (first !== undefined) out.push(`${dpath}.name: duplicates ${first} ('${String(d['name'])}'); device names are unique per gateway`);
+      if (first !== undefined) out.push(`${dpath}.name: duplicates ${first} ('${show(d['name'])}'); device names are unique per gateway`);
       else deviceNames.set(d['name'], dpath);
     });
     checkBus(bus, path, out);
