@@ -29,7 +29,7 @@ export async function openClient(bus: BusConfig): Promise<ModbusClient> {
     ? client.connectRTUBuffered(bus.port, { baudRate: bus.baudRate, parity: bus.parity, dataBits: bus.dataBits, stopBits: bus.stopBits })
     : bus.type === 'tcp'
       ? client.connectTCP(bus.host, { port: bus.port })
-      : client.connectTcpRTUBuffered(bus.host, { port: bus.port });
+      : client.connectTelnet(bus.host, { port: bus.port }); // raw RTU frames over TCP (serial-to-Ethernet converters)
   try {
     await Promise.race([
       opening,
