@@ -17,7 +17,7 @@ export class MemoryOutbox implements Outbox {
   private readonly inFlight = new Map<number, OutboxEntry>();
   private dropped = 0;
   private droppedSinceLog = 0;
-  private lastDropLog = 0;
+  private lastDropLog = Number.NEGATIVE_INFINITY;
   private readonly listeners: (() => void)[] = [];
 
   constructor(
