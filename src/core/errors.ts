@@ -18,7 +18,6 @@ export const ErrorCodes = {
   GUARDIAN_E_CONFIG_INVALID: { hint: 'The config does not match the schema; fix every path listed.', transient: false },
   GUARDIAN_E_TLS_FILE: { hint: 'A TLS file named in the config cannot be read; check the path and permissions.', transient: false },
   GUARDIAN_E_COMPONENT_START: { hint: 'A component failed to start; it is retried with backoff, the others keep running.', transient: true },
-  GUARDIAN_E_COMPONENT_FAILED: { hint: 'A running component failed; it is restarted with backoff.', transient: true },
   GUARDIAN_E_MODBUS_CONNECT: { hint: 'The Modbus bus cannot be opened (serial port or TCP endpoint); check cabling, the port and the address.', transient: true },
   GUARDIAN_E_MODBUS_TIMEOUT: { hint: 'The Modbus device did not answer in time; check its unit id, wiring and timeout.', transient: true },
   GUARDIAN_E_MODBUS_EXCEPTION: { hint: 'The Modbus device answered with an exception; check the point addresses and tables.', transient: false },

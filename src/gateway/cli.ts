@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { GuardianError, toGuardianError } from '../core/errors.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
-import { Daemon, runUntilSignal, VERSION } from './daemon.js';
+import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
 import { runDemo } from './demo.js';
 import { createLogger } from './logger.js';
 import { watch } from './watch.js';
@@ -64,6 +64,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
     case 'run': {
       const config = loadConfig(configPath(values, positionals));
       const log = createLogger(config.gateway.logLevel);
+      installFatalHandlers(log);
       return runUntilSignal(new Daemon(config, log), log);
     }
     case 'demo':

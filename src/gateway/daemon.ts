@@ -71,15 +71,30 @@ export class Daemon {
 }
 
 /**
+ * A last resort: an exception nothing caught is logged as fatal (with its
+ * stack) and the process exits 1 for systemd to restart it. Crash reports that
+ * survive the restart come with the durable outbox.
+ */
+export function installFatalHandlers(log: Logger): void {
+  const die = (kind: string) => (err: unknown): void => {
+    log.fatal({ err, code: 'GUARDIAN_E_INTERNAL', kind }, `${kind}: exiting`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', die('uncaught exception'));
+  process.on('unhandledRejection', die('unhandled rejection'));
+}
+
+/**
  * Run until SIGTERM or SIGINT; resolves with the process exit code (0 after a
  * clean stop). A second signal while stopping exits at once with 1.
  */
 export async function runUntilSignal(daemon: Daemon, log: Logger): Promise<number> {
-  await daemon.start();
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  await daemon.start();
+  const signal = await stopRequested;
   log.info({ signal }, 'signal received');
   const forceExit = (): void => {
     log.error({ code: 'GUARDIAN_E_SHUTDOWN_TIMEOUT' }, 'second signal: exiting without finishing');

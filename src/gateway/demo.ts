@@ -6,7 +6,7 @@ import { Aedes } from 'aedes';
 import { GuardianError } from '../core/errors.js';
 import { DemoSimulator } from '../downstream/modbus/simulator.js';
 import { parseConfig } from './config/load.js';
-import { Daemon, runUntilSignal } from './daemon.js';
+import { Daemon, installFatalHandlers, runUntilSignal } from './daemon.js';
 import { createLogger } from './logger.js';
 
 const HOST = '127.0.0.1';
@@ -77,6 +77,7 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
   const requested = parsePort(portArg);
   const broker = await startBroker(requested);
   const log = createLogger('info');
+  installFatalHandlers(log);
   const simulator = new DemoSimulator(HOST, await freePort(), (err) => log.debug({ err, component: 'simulator' }, 'simulator connection error'));
   try {
     await simulator.start();

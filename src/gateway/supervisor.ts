@@ -16,8 +16,9 @@ interface Slot {
 
 /**
  * Starts components in order and stops them in reverse. A component that fails
- * to start, or reports a failure while running, is isolated: logged with its
- * name, retried with backoff, while the others keep running.
+ * to start is isolated: logged with its name and code, and retried with
+ * backoff while the others keep running. (Running components handle their own
+ * transient failures: the bus arbiter reopens ports, the MQTT link reconnects.)
  */
 export class Supervisor {
   private readonly slots: Slot[] = [];
@@ -36,18 +37,6 @@ export class Supervisor {
     for (const slot of this.slots) await this.tryStart(slot);
   }
 
-  /** For a running component that broke: stop it and start it again after a backoff delay. */
-  fail(component: Component, cause: unknown): void {
-    const slot = this.slots.find((s) => s.component === component);
-    if (slot === undefined || this.stopping || slot.status !== 'running') return;
-    const err = new GuardianError('GUARDIAN_E_COMPONENT_FAILED', `${component.name} failed: ${(cause as Error).message}`, { component: component.name }, { cause });
-    this.log.error({ err }, err.message);
-    slot.status = 'stopping';
-    component.stop().catch((e: unknown) => this.log.warn({ err: e, component: component.name }, 'stop after failure threw')).finally(() => {
-      this.scheduleRetry(slot, err.message);
-    });
-  }
-
   async stopAll(): Promise<void> {
     this.stopping = true;
     for (const slot of [...this.slots].reverse()) {
@@ -64,10 +53,6 @@ export class Supervisor {
       }
       slot.status = 'stopped';
     }
-  }
-
-  status(): { name: string; status: Status; lastError?: string }[] {
-    return this.slots.map((s) => ({ name: s.component.name, status: s.status, ...(s.lastError === undefined ? {} : { lastError: s.lastError }) }));
   }
 
   private async tryStart(slot: Slot): Promise<void> {

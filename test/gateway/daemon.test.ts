@@ -1,7 +1,10 @@
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { listeningPorts, startGateway } from '../fixtures/gateway.js';
 import { startMosquitto, subscribe, type Message } from '../fixtures/mosquitto.js';
-import { freePort } from '../fixtures/ports.js';
+import { makePki } from '../fixtures/pki.js';
+import { freePort, tmpDir } from '../fixtures/ports.js';
 import { startProxy } from '../fixtures/proxy.js';
 import { startModbusServer } from '../fixtures/pymodbus.js';
 
@@ -104,4 +107,29 @@ t.test('the broker unreachable at start: the gateway keeps polling, queues, and 
   const seqs = sub.messages.map((m) => json(m)['seq'] as number);
   t.equal(seqs[0], 1, 'the first reading, taken while the broker was unreachable, is delivered');
   t.same(seqs, seqs.map((_, i) => i + 1), 'in order, without gaps');
+});
+
+t.test('TLS files missing at start: the upstream is retried alone, polling goes on, and the queue is delivered once they appear', async (t) => {
+  const dir = await tmpDir(t);
+  const pki = await makePki(await tmpDir(t));
+  const broker = await startMosquitto(t, { tls: { caFile: pki.caCert, certFile: pki.serverCert, keyFile: pki.serverKey, requireCertificate: true } });
+  const sub = await subscribe(t, broker.url, 'guardian/gw-e2e/press/telemetry', { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey });
+  const modbus = await startModbusServer(t, { mode: 'tcp', units: { 1: { holding: { 0: [7] } } } });
+  const tls = { ca: join(dir, 'later', 'ca.pem'), cert: join(dir, 'later', 'client.pem'), key: join(dir, 'later', 'client.key') };
+  const config = gatewayConfig(broker.url, [tcpBus('plc', modbus.port, [
+    { name: 'press', unitId: 1, pollIntervalMs: 100, points: [{ name: 'v', table: 'holding', address: 0, type: 'uint16' }] },
+  ])]);
+  ((config['upstream'] as Record<string, Record<string, unknown>>)['mqtt'] as Record<string, unknown>)['tls'] = tls;
+  const gw = await startGateway(t, config);
+  const missing = await gw.waitForLog((l) => (l['err'] as { code?: string } | undefined)?.code === 'GUARDIAN_E_TLS_FILE');
+  t.match(missing['msg'], /cannot read TLS CA .*later\/ca\.pem/);
+  await gw.waitForLog((l) => l['msg'] === 'component retry scheduled' && l['component'] === 'upstream:mqtt');
+  await gw.waitForLog((l) => l['msg'] === 'component started' && l['component'] === 'modbus:plc');
+  mkdirSync(join(dir, 'later'));
+  copyFileSync(pki.caCert, tls.ca);
+  copyFileSync(pki.clientCert, tls.cert);
+  copyFileSync(pki.clientKey, tls.key);
+  await sub.waitFor((m) => json(m)['seq'] === 3, 20000);
+  const seqs = sub.messages.map((m) => json(m)['seq'] as number);
+  t.same(seqs, seqs.map((_, i) => i + 1), 'every reading since start, in order');
 });
