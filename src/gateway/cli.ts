@@ -89,9 +89,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     return await dispatch(command, args);
-  } catch (err) {
+  } catch (caught) {
+    const parseArgsError = String((caught as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+    const err = parseArgsError ? new GuardianError('GUARDIAN_E_USAGE', (caught as Error).message, {}, { cause: caught }) : caught;
     printError(err);
-    const usage = err instanceof GuardianError ? err.code === 'GUARDIAN_E_USAGE' : (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
-    return usage ? 2 : 1;
+    return err instanceof GuardianError && err.code === 'GUARDIAN_E_USAGE' ? 2 : 1;
   }
 }

@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { stringify } from 'yaml';
+import { childEnv, GUARDIAN_BIN, runCli } from '../fixtures/cli.js';
+import { connectClient, startMosquitto } from '../fixtures/mosquitto.js';
+import { tmpDir } from '../fixtures/ports.js';
+
+t.test('plan prints the coalesced request plan of every device', async (t) => {
+  const file = join(await tmpDir(t), 'g.yaml');
+  writeFileSync(file, stringify({
+    version: 1, gateway: { id: 'g' }, upstream: { mqtt: { url: 'mqtt://127.0.0.1:1' } },
+    buses: [{
+      name: 'line', type: 'rtu', port: '/dev/ttyUSB0',
+      devices: [{
+        name: 'meter', unitId: 3, maxGap: 4,
+        points: [
+          { name: 'a', table: 'holding', address: 0, type: 'float32' },
+          { name: 'b', table: 'holding', address: 6, type: 'uint16' },
+          { name: 'c', table: 'holding', address: 12, type: 'int64' },
+          { name: 'd', table: 'discrete', address: 5, type: 'bool' },
+          { name: 'e', table: 'discrete', address: 1000, type: 'bool' },
+        ],
+      }],
+    }],
+  }));
+  const res = await runCli(['plan', '--config', file]);
+  t.equal(res.code, 0, res.stderr);
+  t.equal(res.stdout, [
+    'bus line (rtu)',
+    'meter (unit 3): 4 requests for 5 points',
+    '  discrete 5..5 (1 bit): d',
+    '  discrete 1000..1000 (1 bit): e',
+    '  holding 0..6 (7 registers): a, b',
+    '  holding 12..15 (4 registers): c',
+    '',
+  ].join('\n'));
+});
+
+t.test('usage errors exit 2; help and version exit 0', async (t) => {
+  const unknown = await runCli(['frobnicate']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /^guardian: GUARDIAN_E_USAGE: unknown command 'frobnicate'/);
+  const badFlag = await runCli(['run', '--no-such-flag']);
+  t.equal(badFlag.code, 2);
+  t.match(badFlag.stderr, /^guardian: GUARDIAN_E_USAGE: /);
+  t.equal((await runCli([])).code, 2);
+  const help = await runCli(['help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /guardian run \[--config FILE\]/);
+  const version = await runCli(['--version']);
+  t.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+t.test('watch prints the messages on a topic filter', async (t) => {
+  const broker = await startMosquitto(t);
+  const pub = await connectClient(t, broker.url);
+  await pub.publishAsync('guardian/g/state', '{"state":"online"}', { qos: 1, retain: true });
+  const watch = spawn(process.execPath, [GUARDIAN_BIN, 'watch', '--url', broker.url, '--topic', 'guardian/#'], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => watch.on('exit', (code) => resolve(code)));
+  t.teardown(() => { watch.kill('SIGKILL'); });
+  let out = '';
+  await new Promise<void>((resolve) => {
+    watch.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('guardian/g/d/telemetry')) resolve();
+      else if (out.includes('(retained)')) void pub.publishAsync('guardian/g/d/telemetry', '{"seq":1}', { qos: 1 });
+    });
+  });
+  t.equal(out, 'guardian/g/state (retained) {"state":"online"}\nguardian/g/d/telemetry {"seq":1}\n');
+  watch.kill('SIGINT');
+  t.equal(await exited, 0);
+});
