@@ -13,4 +13,15 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
+  {
+    // node-tap runs and awaits the subtests it is given (t.test returns a promise tap owns);
+    // test bodies are async by tap's convention even when they await nothing.
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/require-await': 'off',
+      '@typescript-eslint/no-floating-promises': ['error', {
+        allowForKnownSafeCalls: [{ from: 'package', name: ['test'], package: '@tapjs/test' }],
+      }],
+    },
+  },
 );

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { ConfigError, parseConfig } from '../../src/gateway/config/load.js';
+import type { ConfigError} from '../../src/gateway/config/load.js';
+import { parseConfig } from '../../src/gateway/config/load.js';
 import { runCli } from '../fixtures/cli.js';
 
 type Doc = Record<string, unknown>;

@@ -110,8 +110,9 @@ export class BusArbiter {
     if (wait > 0) {
       throw new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} is down (${this.lastError?.message ?? 'not open'}); reopening in ${wait} ms`, { bus: this.bus.name });
     }
+    let client: ModbusClient;
     try {
-      this.client = await this.open(this.bus);
+      client = await this.open(this.bus);
     } catch (err) {
       this.lastError = err instanceof GuardianError ? err : new GuardianError('GUARDIAN_E_MODBUS_CONNECT', String(err), { bus: this.bus.name }, { cause: err });
       const delay = this.backoff.next();
@@ -119,8 +120,20 @@ export class BusArbiter {
       this.log.warn({ err: this.lastError, bus: this.bus.name, retryInMs: delay }, this.lastError.message);
       throw this.lastError;
     }
+    // modbus-serial re-emits transport errors (EIO on a serial port whose device was
+    // unplugged) as 'error' events: unheard, one would crash the process; ignored, a port
+    // that stays "open" would time out forever. Drop the transport; the next job reopens it.
+    client.on('error', (err: unknown) => this.transportError(client, err));
+    this.client = client;
     if (this.backoff.attempts > 0) this.log.info({ bus: this.bus.name }, `bus ${this.bus.name} reopened`);
     this.backoff.reset();
-    return this.client;
+    return client;
+  }
+
+  private transportError(client: ModbusClient, err: unknown): void {
+    const message = err instanceof Error ? err.message : String((err as { message?: unknown } | undefined)?.message ?? err);
+    const reason = new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} transport error: ${message}`, { bus: this.bus.name }, { cause: err });
+    if (this.client === client) this.invalidate(reason);
+    else this.log.debug({ err: reason, bus: this.bus.name }, 'error on a discarded transport');
   }
 }

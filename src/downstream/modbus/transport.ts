@@ -8,11 +8,28 @@ export type ModbusClient = ModbusRTUType;
 export const ModbusRTU = modbusSerial as unknown as typeof ModbusRTUType;
 
 const OPEN_TIMEOUT_MS = 5000;
+const CLOSE_TIMEOUT_MS = 1000;
 
-/** Close a client; resolves with the close error (a port that is already gone), for the caller to log. */
+/**
+ * Close a client; resolves with the close error (a port that is already gone), for the caller to log.
+ * A client that is no longer open has nothing left to release. modbus-serial's TCP ports call
+ * back from close() only on the socket's 'close' event while the port is open, so closing one
+ * the peer already closed would never complete; nor does closing an open one whose peer never
+ * answers: after CLOSE_TIMEOUT_MS this resolves with an error instead of hanging its caller.
+ * (`destroy()` is no way out: modbus-serial's destroy cancels the timeouts of pending
+ * requests without rejecting them, so they would never settle.)
+ */
 export function closeClient(client: ModbusClient): Promise<Error | undefined> {
   return new Promise((resolve) => {
-    client.close((err?: Error | null) => resolve(err ?? undefined));
+    if (!client.isOpen) {
+      resolve(undefined);
+      return;
+    }
+    const timer = setTimeout(() => resolve(new Error(`close did not complete within ${CLOSE_TIMEOUT_MS} ms`)), CLOSE_TIMEOUT_MS);
+    client.close((err?: Error | null) => {
+      clearTimeout(timer);
+      resolve(err ?? undefined);
+    });
   });
 }
 

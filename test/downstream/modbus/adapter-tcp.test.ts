@@ -6,6 +6,7 @@ import t from 'tap';
 import { encodeRegisters } from '../../../src/downstream/modbus/codec.js';
 import type { PointConfig } from '../../../src/core/config.js';
 import { captureLogger, codeOf } from '../../fixtures/logs.js';
+import { freePort, sleep } from '../../fixtures/ports.js';
 import { startModbusServer } from '../../fixtures/pymodbus.js';
 import { allBad, allGood, busConfig, pointsOf, reading, runAdapter, summarize } from './harness.js';
 import { bitSpecs, checkValues, deviceTables, layout, orderMatrix, singleRegisterSpecs, type PointSpec } from './typemap.js';
@@ -24,13 +25,14 @@ const SPECS: readonly PointSpec[] = [
 ];
 
 void t.test('Modbus TCP: every type and order decodes exactly; set() shows in the next poll', async (t) => {
+  const port = await freePort();
   const { points } = layout(SPECS, 10);
   const bus = busConfig({
-    name: 'plc', type: 'tcp', host: '127.0.0.1', port: 1502, reconnect: RECONNECT,
+    name: 'plc', type: 'tcp', host: '127.0.0.1', port, reconnect: RECONNECT,
     devices: [{ name: 'all-types', unitId: 1, ...FAST, points }],
   });
-  const server = await startModbusServer(t, { mode: 'tcp', units: { 1: deviceTables(bus, 'all-types', SPECS) } });
-  const run = await runAdapter(t, { ...bus, port: server.port });
+  const server = await startModbusServer(t, { mode: 'tcp', port, units: { 1: deviceTables(bus, 'all-types', SPECS) } });
+  const run = await runAdapter(t, bus);
 
   const first = await run.waitFor((r) => r.device === 'all-types', { what: 'from all-types' });
   t.ok(SPECS.length > 100, `${SPECS.length} points`);
@@ -59,8 +61,9 @@ void t.test('Modbus TCP: every type and order decodes exactly; set() shows in th
 });
 
 void t.test('Modbus TCP: exception 2 marks only the undefined points, alone or inside a coalesced request', async (t) => {
+  const port = await freePort();
   const bus = busConfig({
-    name: 'plc', type: 'tcp', host: '127.0.0.1', port: 1502, reconnect: RECONNECT,
+    name: 'plc', type: 'tcp', host: '127.0.0.1', port, reconnect: RECONNECT,
     devices: [
       {
         // maxGap 0: every point its own request
@@ -92,8 +95,8 @@ void t.test('Modbus TCP: exception 2 marks only the undefined points, alone or i
     ],
   });
   const c = pointsOf(bus, 'coalesced').get('c') as PointConfig;
-  const server = await startModbusServer(t, {
-    mode: 'tcp',
+  await startModbusServer(t, {
+    mode: 'tcp', port,
     units: {
       2: { holding: { 0: [7] }, input: { 0: [215] }, coils: { 0: [true] } },
       // everything from 0 to 9 except holding 4 and coil 2
@@ -104,7 +107,7 @@ void t.test('Modbus TCP: exception 2 marks only the undefined points, alone or i
     },
   });
   const logs = captureLogger();
-  const run = await runAdapter(t, { ...bus, port: server.port }, logs);
+  const run = await runAdapter(t, bus, logs);
 
   const sep = await run.waitFor((r) => r.device === 'separate');
   t.same(summarize(sep), {
@@ -133,15 +136,16 @@ void t.test('Modbus TCP: exception 2 marks only the undefined points, alone or i
 });
 
 void t.test('Modbus TCP: the device goes away and comes back on the same port; the adapter recovers by itself', async (t) => {
+  const port = await freePort();
   const specs = [...bitSpecs('coil'), ...singleRegisterSpecs('holding').slice(0, 8), ...orderMatrix('input', ['u64', 'f64'])];
   const { points } = layout(specs);
   const bus = busConfig({
-    name: 'plc', type: 'tcp', host: '127.0.0.1', port: 1502, reconnect: RECONNECT,
+    name: 'plc', type: 'tcp', host: '127.0.0.1', port, reconnect: RECONNECT,
     devices: [{ name: 'meter', unitId: 1, ...FAST, points }],
   });
-  const server = await startModbusServer(t, { mode: 'tcp', units: { 1: deviceTables(bus, 'meter', specs) } });
+  const server = await startModbusServer(t, { mode: 'tcp', port, units: { 1: deviceTables(bus, 'meter', specs) } });
   const logs = captureLogger();
-  const run = await runAdapter(t, { ...bus, port: server.port }, logs);
+  const run = await runAdapter(t, bus, logs);
   checkValues(t, await run.waitFor((r) => r.device === 'meter'), specs);
 
   await server.kill();
@@ -166,15 +170,23 @@ void t.test('Modbus TCP: the device goes away and comes back on the same port; t
 });
 
 void t.test('Modbus TCP: stop() completes while the peer is gone', async (t) => {
+  const port = await freePort();
   const bus = busConfig({
-    name: 'plc', type: 'tcp', host: '127.0.0.1', port: 1502, reconnect: RECONNECT,
+    name: 'plc', type: 'tcp', host: '127.0.0.1', port, reconnect: RECONNECT,
     // a long interval: after the first poll the bus sits idle with its connection open
     devices: [{ name: 'slow', unitId: 1, ...FAST, pollIntervalMs: 60000, points: [{ name: 'v', table: 'holding', address: 0, type: 'uint16' }] }],
   });
-  const server = await startModbusServer(t, { mode: 'tcp', units: { 1: { holding: { 0: [5] } } } });
-  const run = await runAdapter(t, { ...bus, port: server.port });
+  const server = await startModbusServer(t, { mode: 'tcp', port, units: { 1: { holding: { 0: [5] } } } });
+  const run = await runAdapter(t, bus);
   t.equal(reading(await run.waitFor(() => true), 'v').value, 5);
   await server.kill(); // the idle connection is closed by the peer
+  // Wait until this process has seen the close: the adapter's socket is the only
+  // TCP socket here (the server fixture talks over pipes).
+  const deadline = Date.now() + 5000;
+  while (process.getActiveResourcesInfo().includes('TCPSocketWrap')) {
+    if (Date.now() > deadline) throw new Error('the client socket did not close after the server was killed');
+    await sleep(10);
+  }
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     run.stop().then(() => 'stopped'),

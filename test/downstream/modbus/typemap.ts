@@ -5,11 +5,10 @@
 // codec.ts's encodeRegisters turns into words for the point as configured.
 import type { Test } from 'tap';
 import type { BusConfig, ByteOrder, PointConfig, Table } from '../../../src/core/config.js';
-import type { PointValue } from '../../../src/core/types.js';
+import type { PointValue, PollResult } from '../../../src/core/types.js';
 import { encodeRegisters } from '../../../src/downstream/modbus/codec.js';
 import type { UnitTables } from '../../fixtures/pymodbus.js';
 import { pointsOf, reading } from './harness.js';
-import type { PollResult } from '../../../src/core/types.js';
 
 export type Source =
   | { readonly regs: readonly number[] }

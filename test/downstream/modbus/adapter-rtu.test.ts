@@ -1,0 +1,110 @@
+// ModbusBusAdapter on a real serial line: pymodbus as an RTU device on one end of
+// a socat pty pair, the adapter on the other. Type coverage over RTU framing, a
+// dead device that is backed off without starving the healthy ones and recovers
+// when it answers again, and requests from several fast devices that never
+// interleave on the line.
+import t from 'tap';
+import type { PollResult } from '../../../src/core/types.js';
+import { captureLogger, codeOf } from '../../fixtures/logs.js';
+import { sleep } from '../../fixtures/ports.js';
+import { startModbusServer } from '../../fixtures/pymodbus.js';
+import { ptyPair } from '../../fixtures/socat.js';
+import { busConfig, reading, runAdapter } from './harness.js';
+import { bitSpecs, checkValues, deviceTables, layout, orderMatrix, singleRegisterSpecs } from './typemap.js';
+
+const RECONNECT = { initialMs: 100, maxMs: 400 };
+
+void t.test('RTU on a pty: every type and order decodes exactly', async (t) => {
+  const specs = [
+    ...bitSpecs('coil'), ...bitSpecs('discrete'),
+    ...singleRegisterSpecs('holding'),
+    ...orderMatrix('input', ['u32', 'i32', 'f32', 'u64', 'i64', 'f64', 'i64e', 'u64e']),
+  ];
+  const { points, addresses } = layout(specs, 100);
+  const pair = await ptyPair(t);
+  const bus = busConfig({
+    name: 'rs485', type: 'rtu', port: pair.a, baudRate: 19200, parity: 'none', reconnect: RECONNECT,
+    devices: [{ name: 'boiler', unitId: 17, pollIntervalMs: 100, timeoutMs: 500, points }],
+  });
+  const server = await startModbusServer(t, { mode: 'rtu', serialPath: pair.b, baudRate: 19200, units: { 17: deviceTables(bus, 'boiler', specs) } });
+  const run = await runAdapter(t, bus);
+  checkValues(t, await run.waitFor((r) => r.device === 'boiler'), specs);
+  await server.set(17, 'holding', addresses.get('holding_u16x01off') ?? -1, [0]);
+  await server.set(17, 'coils', addresses.get('coil_on') ?? -1, [false]);
+  // the second poll after the sets started after them
+  checkValues(t, await run.nextOf('boiler', 2), specs.map((s) => (s.point.name === 'coil_on' ? { ...s, expect: false } : s.point.name === 'holding_u16x01off' ? { ...s, expect: -1.5 } : s)));
+});
+
+void t.test('RTU: a dead device is backed off, the others keep their rate, nothing interleaves; it recovers when it answers', async (t) => {
+  const pair = await ptyPair(t);
+  const point = (name: string, type = 'uint16'): Record<string, unknown> => ({ name, table: 'holding', address: 0, type });
+  const INTERVAL = 100;
+  const bus = busConfig({
+    name: 'line1', type: 'rtu', port: pair.a, reconnect: RECONNECT,
+    devices: [
+      { name: 'healthy', unitId: 1, pollIntervalMs: INTERVAL, timeoutMs: 500, retries: 0, points: [point('v'), { ...point('w', 'int32'), address: 1 }] },
+      { name: 'dead', unitId: 2, pollIntervalMs: INTERVAL, timeoutMs: 200, retries: 0, backoff: { initialMs: 500, maxMs: 2000 }, points: [point('v')] },
+      { name: 'fast3', unitId: 3, pollIntervalMs: 10, timeoutMs: 500, points: [point('v'), { name: 'c', table: 'coil', address: 0, type: 'bool' }] },
+      { name: 'fast4', unitId: 4, pollIntervalMs: 10, timeoutMs: 500, points: [point('v'), { name: 'i', table: 'input', address: 0, type: 'float32' }] },
+    ],
+  });
+  const server = await startModbusServer(t, {
+    mode: 'rtu', serialPath: pair.b,
+    units: {
+      1: { holding: { 0: [1111, 0xffff, 0xfffe] } },
+      3: { holding: { 0: [3333] }, coils: { 0: [true] } },
+      4: { holding: { 0: [4444] }, input: { 0: [0x3fc0, 0x0000] } },
+    },
+  });
+  const logs = captureLogger();
+  const run = await runAdapter(t, bus, logs);
+
+  // the dead device's first poll times out and it is backed off at once
+  const backoffLine = await logs.waitFor((l) => codeOf(l) === 'GUARDIAN_E_DEVICE_BACKOFF');
+  t.equal(backoffLine['device'], 'dead', 'GUARDIAN_E_DEVICE_BACKOFF names the dead device');
+
+  // a measuring window of several seconds (a rate over a long window, generous margins)
+  const WINDOW = 4000;
+  const from = Date.now();
+  await sleep(WINDOW);
+  const to = Date.now();
+  const inWindow = (device: string): PollResult[] => run.of(device).filter((r) => r.ts >= from && r.ts <= to);
+  const expected = (to - from) / INTERVAL;
+  const healthyGood = inWindow('healthy').filter((r) => r.readings.every((x) => x.quality === 'good')).length;
+  t.ok(healthyGood >= 0.8 * expected, `healthy device: ${healthyGood} good polls in ${to - from} ms (interval ${INTERVAL} ms, expected ~${Math.round(expected)})`);
+  t.ok(inWindow('fast3').length >= 0.5 * (to - from) / 10, `fast3 polled ${inWindow('fast3').length} times`);
+  t.ok(inWindow('fast4').length >= 0.5 * (to - from) / 10, `fast4 polled ${inWindow('fast4').length} times`);
+  const deadPolls = inWindow('dead');
+  t.ok(deadPolls.length >= 1 && deadPolls.length <= 0.25 * expected,
+    `dead device backed off: ${deadPolls.length} polls in the window where its interval would allow ${Math.round(expected)}`);
+  t.ok(run.of('dead').every((r) => r.readings.every((x) => x.quality === 'bad:timeout' && x.value === null)), 'dead device: bad:timeout, value null');
+  const deadStats = run.adapter.deviceStats().find((s) => s.device === 'dead');
+  t.match(deadStats, { bus: 'line1', backedOff: true, lastError: /^GUARDIAN_E_MODBUS_TIMEOUT/ });
+  t.equal(deadStats?.failures, deadStats?.polls, 'every poll of the dead device failed');
+  for (const name of ['healthy', 'fast3', 'fast4']) {
+    t.match(run.adapter.deviceStats().find((s) => s.device === name), { failures: 0, backedOff: false }, `${name} never failed`);
+  }
+  t.equal(logs.withCode('GUARDIAN_E_DEVICE_BACKOFF').length, 1, 'backoff logged once');
+
+  // the device comes to life: it recovers at its next (backed-off) poll
+  await server.addUnit(2, { holding: { 0: [2222] } });
+  const recovered = await run.waitFor((r) => r.device === 'dead' && r.readings.every((x) => x.quality === 'good'), { from: run.results.length, timeoutMs: 10000, what: 'good from dead' });
+  t.equal(reading(recovered, 'v').value, 2222);
+  const line = await logs.waitFor((l) => codeOf(l) === 'GUARDIAN_E_DEVICE_RECOVERED');
+  t.equal(line['device'], 'dead', 'GUARDIAN_E_DEVICE_RECOVERED names the device');
+  t.match(run.adapter.deviceStats().find((s) => s.device === 'dead'), { backedOff: false });
+  t.notOk('lastError' in (run.adapter.deviceStats().find((s) => s.device === 'dead') ?? {}), 'lastError cleared');
+  // back at its interval: five more polls, all good
+  for (let i = 0; i < 5; i++) t.equal(reading(await run.nextOf('dead'), 'v').value, 2222);
+
+  // serialization: no frame errors, and every good reading is its own unit's value
+  const frames = run.results.flatMap((r) => r.readings.filter((x) => x.quality === 'bad:frame'));
+  t.equal(frames.length, 0, `no bad:frame in ${run.results.length} polls`);
+  const own: Record<string, number> = { healthy: 1111, dead: 2222, fast3: 3333, fast4: 4444 };
+  const mixed = run.results.filter((r) => r.readings.some((x) => x.point === 'v' && x.quality === 'good' && x.value !== own[r.device]));
+  t.same(mixed, [], 'no device ever got another unit\'s answer');
+  const others = run.results.filter((r) => r.device !== 'dead').flatMap((r) => r.readings).filter((x) => x.quality !== 'good');
+  t.same(others, [], 'the live devices never had a bad reading');
+  t.ok(run.of('fast3').every((r) => reading(r, 'c').value === true) && run.of('fast4').every((r) => reading(r, 'i').value === 1.5), 'coil and float32 of the fast devices intact');
+  t.equal(logs.withCode('GUARDIAN_E_MODBUS_FRAME').length, 0);
+});
