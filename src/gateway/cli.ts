@@ -3,9 +3,7 @@ import { GuardianError, toGuardianError } from '../core/errors.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
-import { runDemo } from './demo.js';
 import { createLogger } from './logger.js';
-import { watch } from './watch.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
 
@@ -67,10 +65,12 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       installFatalHandlers(log);
       return runUntilSignal(new Daemon(config, log), log);
     }
+    // The demo (with its embedded broker) and watch are loaded only when asked for,
+    // so `guardian run` carries neither in memory.
     case 'demo':
-      return runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT']);
+      return (await import('./demo.js')).runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT']);
     case 'watch':
-      return watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#');
+      return (await import('./watch.js')).watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#');
     default:
       throw new GuardianError('GUARDIAN_E_USAGE', `unknown command '${command}'`);
   }

@@ -68,14 +68,20 @@ export class Pipeline {
     for (const reading of result.readings) {
       const policy = policies.get(reading.point);
       if (policy === undefined) continue;
-      const prev = states.get(reading.point);
-      const report = prev === undefined
-        || !policy.reportOnChange
-        || prev.quality !== reading.quality
-        || (reading.quality === 'good' && changed(policy, prev.value, reading.value))
-        || (policy.heartbeatMs !== undefined && result.ts - prev.reportedAt >= policy.heartbeatMs);
-      if (!report) continue;
-      states.set(reading.point, { value: reading.value, quality: reading.quality, reportedAt: result.ts });
+      if (policy.reportOnChange) {
+        const prev = states.get(reading.point);
+        const report = prev === undefined
+          || prev.quality !== reading.quality
+          || (reading.quality === 'good' && changed(policy, prev.value, reading.value))
+          || (policy.heartbeatMs !== undefined && result.ts - prev.reportedAt >= policy.heartbeatMs);
+        if (!report) continue;
+        if (prev === undefined) states.set(reading.point, { value: reading.value, quality: reading.quality, reportedAt: result.ts });
+        else {
+          prev.value = reading.value;
+          prev.quality = reading.quality;
+          prev.reportedAt = result.ts;
+        }
+      }
       points[reading.point] = reading.quality === 'good' ? reading.value : null;
       quality[reading.point] = reading.quality;
       any = true;

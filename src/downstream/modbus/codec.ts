@@ -125,29 +125,51 @@ function bitIndex(point: PointConfig): number {
  */
 export function decodeRegisters(point: PointConfig, regs: readonly number[]): PointValue {
   checkRegisters(point, regs);
+  return decodeRegistersAt(point, regs, 0);
+}
+
+/** One scratch buffer for every numeric decode: the hot path allocates nothing. */
+const scratch = new DataView(new ArrayBuffer(8));
+
+/**
+ * The hot path of a poll: decode a point straight from a read's register array,
+ * starting at `offset`, without copying. The registers are modbus-serial's
+ * parsed uint16 values; only the length is checked (decodeRegisters checks all).
+ */
+export function decodeRegistersAt(point: PointConfig, data: readonly number[], offset: number): PointValue {
+  const count = registerCount(point);
+  if (offset < 0 || offset + count > data.length) fail(point, `needs ${count} registers at offset ${offset}, the response has ${data.length}`);
   if (point.type === 'string') {
-    const bytes = toBytes(point, regs, false);
-    const nul = bytes.indexOf(0);
-    let s = '';
-    for (const b of nul < 0 ? bytes : bytes.subarray(0, nul)) s += isControl(b) ? REPLACEMENT : String.fromCharCode(b);
-    return s.replace(/ +$/, '');
+    return decodeString(toBytes(point, data.slice(offset, offset + count), false));
   }
-  const view = new DataView(toBytes(point, regs, true).buffer);
+  const swapBytes = point.byteOrder === 'little';
+  const reverseWords = point.wordOrder === 'little';
+  for (let i = 0; i < count; i++) {
+    const w = data[reverseWords ? offset + count - 1 - i : offset + i] ?? 0;
+    scratch.setUint16(2 * i, swapBytes ? swap16(w) : w);
+  }
   switch (point.type) {
-    case 'bool': return view.getUint16(0) !== 0;
-    case 'bit': return ((view.getUint16(0) >> bitIndex(point)) & 1) === 1;
-    case 'int16': return view.getInt16(0);
-    case 'uint16': return view.getUint16(0);
-    case 'int32': return view.getInt32(0);
-    case 'uint32': return view.getUint32(0);
-    case 'int64': return bigToValue(view.getBigInt64(0));
-    case 'uint64': return bigToValue(view.getBigUint64(0));
+    case 'bool': return scratch.getUint16(0) !== 0;
+    case 'bit': return ((scratch.getUint16(0) >> bitIndex(point)) & 1) === 1;
+    case 'int16': return scratch.getInt16(0);
+    case 'uint16': return scratch.getUint16(0);
+    case 'int32': return scratch.getInt32(0);
+    case 'uint32': return scratch.getUint32(0);
+    case 'int64': return bigToValue(scratch.getBigInt64(0));
+    case 'uint64': return bigToValue(scratch.getBigUint64(0));
     case 'float32': case 'float64': {
-      const v = point.type === 'float32' ? view.getFloat32(0) : view.getFloat64(0);
+      const v = point.type === 'float32' ? scratch.getFloat32(0) : scratch.getFloat64(0);
       if (!Number.isFinite(v)) fail(point, `${point.type} reading is ${v}`);
       return point.type === 'float32' ? shortestFloat32(v) : v;
     }
   }
+}
+
+function decodeString(bytes: Uint8Array): string {
+  const nul = bytes.indexOf(0);
+  let s = '';
+  for (const b of nul < 0 ? bytes : bytes.subarray(0, nul)) s += isControl(b) ? REPLACEMENT : String.fromCharCode(b);
+  return s.replace(/ +$/, '');
 }
 
 /** Decode a coil / discrete-input point from exactly one bit. */
@@ -174,6 +196,18 @@ export function decodePoint(point: PointConfig, data: readonly (number | boolean
   }
   if (bits.length > 0) fail(point, 'expected registers, got bits');
   return decodeRegisters(point, regs);
+}
+
+const placesCache = new WeakMap<PointConfig, number>();
+
+/** Decimal places of a point's scale and offset, worked out once per (frozen) point config. */
+function scalePlaces(point: PointConfig): number {
+  let places = placesCache.get(point);
+  if (places === undefined) {
+    places = Math.max(decimalPlaces(point.scale), decimalPlaces(point.offset));
+    placesCache.set(point, places);
+  }
+  return places;
 }
 
 function decimalPlaces(x: number): number {
@@ -204,7 +238,7 @@ export function applyScale(point: PointConfig, value: PointValue): PointValue {
   const scaled = raw * point.scale + point.offset;
   if (!Number.isFinite(scaled)) fail(point, `scaled value ${raw} * ${point.scale} + ${point.offset} is not finite`);
   const rounded = Number.isInteger(raw)
-    ? Number(scaled.toFixed(Math.max(decimalPlaces(point.scale), decimalPlaces(point.offset))))
+    ? Number(scaled.toFixed(scalePlaces(point)))
     : Number(scaled.toPrecision(12));
   return rounded === 0 ? 0 : rounded; // no -0
 }

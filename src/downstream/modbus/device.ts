@@ -5,8 +5,8 @@ import { GuardianError } from '../../core/errors.js';
 import type { DeviceStats, PollSink, RawReading } from '../../core/types.js';
 import type { BusArbiter } from './arbiter.js';
 import { classify, type ModbusFailure } from './classify.js';
-import { applyScale, decodePoint } from './codec.js';
-import { planDevice, sliceFor, type ReadRequest } from './planner.js';
+import { applyScale, decodeBits, decodeRegistersAt, isBitTable } from './codec.js';
+import { planDevice, type ReadRequest } from './planner.js';
 import type { ModbusClient } from './transport.js';
 
 function read(client: ModbusClient, req: ReadRequest): Promise<readonly number[] | readonly boolean[]> {
@@ -49,10 +49,12 @@ export class DevicePoller {
     this.backoff = new Backoff(device.backoff);
   }
 
+  /** The first poll comes after a random fraction of the interval (at most 1 s), so devices spread out. */
   start(): void {
     this.running = true;
-    this.nextDue = Date.now();
-    this.schedule(0);
+    const delay = Math.floor(Math.random() * Math.min(this.device.pollIntervalMs, 1000));
+    this.nextDue = Date.now() + delay;
+    this.schedule(delay);
   }
 
   async stop(): Promise<void> {
@@ -130,7 +132,11 @@ export class DevicePoller {
 
   private decode(point: ReadRequest['points'][number], req: ReadRequest, data: readonly number[] | readonly boolean[]): RawReading {
     try {
-      return { point: point.name, value: applyScale(point, decodePoint(point, sliceFor<number | boolean>(req, point, data))), quality: 'good' };
+      const offset = point.address - req.address;
+      const raw = isBitTable(point.table)
+        ? decodeBits(point, (data as readonly boolean[]).slice(offset, offset + 1))
+        : decodeRegistersAt(point, data as readonly number[], offset);
+      return { point: point.name, value: applyScale(point, raw), quality: 'good' };
     } catch (err) {
       this.log.debug({ err, device: this.device.name, point: point.name }, 'decode failed');
       return { point: point.name, value: null, quality: 'bad:decode' };

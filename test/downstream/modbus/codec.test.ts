@@ -2,7 +2,7 @@ import t from 'tap';
 import type { ByteOrder, PointConfig } from '../../../src/core/config.js';
 import { hasCode } from '../../../src/core/errors.js';
 import {
-  applyScale, decodeBits, decodePoint, decodeRegisters, encodeRegisters, isBitTable, registerCount,
+  applyScale, decodeBits, decodePoint, decodeRegisters, decodeRegistersAt, encodeRegisters, isBitTable, registerCount,
 } from '../../../src/downstream/modbus/codec.js';
 
 function pt(over: Partial<PointConfig> & Pick<PointConfig, 'type'>): PointConfig {
@@ -294,4 +294,24 @@ t.test('applyScale', async (t) => {
   t.equal(applyScale(s({ type: 'bool', scale: 2 }), true), true);
   t.equal(applyScale(s({ scale: 2 }), null), null);
   t.throws(() => applyScale(s({ type: 'float64', scale: 10 }), Number.MAX_VALUE), DECODE, 'overflow');
+});
+
+t.test('decodeRegistersAt reads a point in place, the same as decodeRegisters on its slice', async (t) => {
+  const samples: [PointConfig['type'], number | bigint | string | boolean][] = [
+    ['int16', -2], ['uint16', 65000], ['int32', -123456], ['uint32', 0xdeadbeef], ['int64', -(2n ** 60n)],
+    ['uint64', 2n ** 63n + 5n], ['float32', 1.5], ['float64', Math.PI], ['bool', true],
+  ];
+  for (const { byteOrder, wordOrder } of COMBOS) {
+    for (const [type, value] of samples) {
+      const point = pt({ type, byteOrder, wordOrder });
+      const regs = encodeRegisters(point, value);
+      const data = [0x1111, 0x2222, ...regs, 0x3333];
+      t.same(decodeRegistersAt(point, data, 2), decodeRegisters(point, regs), `${type} ${byteOrder}/${wordOrder}`);
+    }
+  }
+  const str = pt({ type: 'string', length: 3 });
+  t.equal(decodeRegistersAt(str, [0, ...encodeRegisters(str, 'ABCDE'), 9], 1), 'ABCDE');
+  t.equal(decodeRegistersAt(pt({ type: 'bit', bit: 15 }), [0, 0x8000], 1), true);
+  t.throws(() => decodeRegistersAt(pt({ type: 'float32' }), [1, 2, 3], 2), DECODE, 'runs past the response');
+  t.throws(() => decodeRegistersAt(pt({ type: 'int16' }), [1], -1), DECODE, 'negative offset');
 });
