@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { GuardianError, toGuardianError } from '../core/errors.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
+import { loadConfigIsolated } from './config/isolated.js';
+import { ConfigError, DEFAULT_CONFIG_PATH } from './config/config-error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
 import { createLogger } from './logger.js';
 
@@ -45,14 +46,14 @@ async function dispatch(command: string, args: string[]): Promise<number> {
   switch (command) {
     case 'check-config': {
       const path = configPath(values, positionals);
-      const config = loadConfig(path);
+      const config = (await import('./config/load.js')).loadConfig(path);
       const devices = config.buses.flatMap((b) => b.devices);
       const points = devices.reduce((n, d) => n + d.points.length, 0);
       process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
       return 0;
     }
     case 'plan': {
-      const config = loadConfig(configPath(values, positionals));
+      const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
       for (const bus of config.buses) {
         process.stdout.write(`bus ${bus.name} (${bus.type})\n`);
         for (const device of bus.devices) process.stdout.write(`${formatPlan(device.name, device.unitId, planDevice(device))}\n`);
@@ -60,7 +61,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       return 0;
     }
     case 'run': {
-      const config = loadConfig(configPath(values, positionals));
+      const config = await loadConfigIsolated(configPath(values, positionals));
       const log = createLogger(config.gateway.logLevel);
       installFatalHandlers(log);
       return runUntilSignal(new Daemon(config, log), log);

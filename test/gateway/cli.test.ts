@@ -72,3 +72,19 @@ t.test('watch prints the messages on a topic filter', async (t) => {
   watch.kill('SIGINT');
   t.equal(await exited, 0);
 });
+
+t.test('run with a bad or missing config reports like check-config and exits 1', async (t) => {
+  const file = join(await tmpDir(t), 'bad.yaml');
+  writeFileSync(file, stringify({ version: 1, gateway: { id: 'g', colour: 'red' }, upstream: { mqtt: { url: 'mqtt://127.0.0.1:1' } }, buses: [] }));
+  const res = await runCli(['run', '--config', file]);
+  t.equal(res.code, 1);
+  t.equal(res.stderr, [
+    `guardian: GUARDIAN_E_CONFIG_INVALID: ${file} has 2 problems:`,
+    'gateway.colour: unknown key',
+    'buses: must have at least 1 item',
+    '',
+  ].join('\n'));
+  const missing = await runCli(['run', '--config', `${file}.nope`]);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /^guardian: GUARDIAN_E_CONFIG_READ: cannot read config .*bad\.yaml\.nope: ENOENT/);
+});

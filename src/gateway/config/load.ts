@@ -4,12 +4,13 @@ import { parseDocument } from 'yaml';
 import type {
   BackoffConfig, BusConfig, DeviceConfig, GatewayConfig, MqttConfig, PointConfig,
 } from '../../core/config.js';
+import { deepFreeze } from '../../core/freeze.js';
 import { GuardianError } from '../../core/errors.js';
+import { ConfigError } from './config-error.js';
 import { formatSchemaError } from './schema-errors.js';
 import { semanticErrors } from './semantic.js';
 
 export const SCHEMA_URL = new URL('../../../config/guardian.schema.json', import.meta.url);
-export const DEFAULT_CONFIG_PATH = '/etc/guardian/guardian.yaml';
 
 type Rec = Record<string, unknown>;
 
@@ -58,6 +59,8 @@ export function parseConfig(text: string, source = '<config>'): GatewayConfig {
   return deepFreeze(normalize(doc as Rec));
 }
 
+export { ConfigError };
+
 export function loadConfig(path: string): GatewayConfig {
   let text: string;
   try {
@@ -66,12 +69,6 @@ export function loadConfig(path: string): GatewayConfig {
     throw new GuardianError('GUARDIAN_E_CONFIG_READ', `cannot read config ${path}: ${(err as Error).message}`, { path }, { cause: err });
   }
   return parseConfig(text, path);
-}
-
-export class ConfigError extends GuardianError {
-  constructor(code: 'GUARDIAN_E_CONFIG_PARSE' | 'GUARDIAN_E_CONFIG_INVALID', readonly source: string, readonly problems: readonly string[]) {
-    super(code, `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.join('\n')}`, { path: source });
-  }
 }
 
 const backoff = (raw: unknown, initialMs: number, maxMs: number): BackoffConfig => ({ initialMs, maxMs, ...(raw as Partial<BackoffConfig> | undefined) });
@@ -97,12 +94,4 @@ function normalize(doc: Rec): GatewayConfig {
       : { port: 502, ...base }) as unknown as BusConfig;
   });
   return { ...doc, upstream: { mqtt }, buses } as unknown as GatewayConfig;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
