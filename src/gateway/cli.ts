@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { GuardianError, toGuardianError } from '../core/errors.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
-import { loadConfigIsolated } from './config/isolated.js';
 import { ConfigError, DEFAULT_CONFIG_PATH } from './config/config-error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
 import { createLogger } from './logger.js';
@@ -61,7 +60,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       return 0;
     }
     case 'run': {
-      const config = await loadConfigIsolated(configPath(values, positionals));
+      const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
       const log = createLogger(config.gateway.logLevel);
       installFatalHandlers(log);
       return runUntilSignal(new Daemon(config, log), log);
