@@ -89,7 +89,16 @@ export interface MqttConfig {
   readonly connectTimeoutMs: number;
   readonly tls?: MqttTlsConfig;
   readonly reconnect: BackoffConfig;
-  readonly queue: { readonly maxMessages: number; readonly maxInFlight: number };
+  readonly queue: { readonly maxInFlight: number };
+}
+
+export interface OutboxConfig {
+  readonly store: 'sqlite' | 'memory';
+  readonly maxBytes: number;
+  readonly maxAgeMs: number;
+  readonly maxMessages: number;
+  readonly commitIntervalMs: number;
+  readonly synchronous: 'normal' | 'full';
 }
 
 export interface GatewayConfig {
@@ -100,6 +109,7 @@ export interface GatewayConfig {
     readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
     readonly shutdownTimeoutMs: number;
   };
+  readonly outbox: OutboxConfig;
   readonly upstream: { readonly mqtt: MqttConfig };
   readonly buses: readonly BusConfig[];
 }

@@ -62,6 +62,8 @@ export type MessageKind = 'telemetry' | 'health' | 'failure';
 export interface UpstreamMessage {
   readonly kind: MessageKind;
   readonly device?: string;
+  /** Telemetry: the device's sequence number (the durable outbox persists the last one). */
+  readonly seq?: number;
   /** UTF-8 JSON. */
   readonly payload: string;
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../core/config.js';
 import type { DeviceStats, DownstreamAdapter } from '../core/types.js';
@@ -7,10 +8,20 @@ import { MqttUpstream } from '../upstream/mqtt/adapter.js';
 import { Forwarder } from './forwarder.js';
 import { MemoryOutbox } from './outbox/memory.js';
 import type { Outbox } from './outbox/outbox.js';
+import { SqliteOutbox } from './outbox/sqlite.js';
 import { Pipeline } from './pipeline.js';
 import { Supervisor } from './supervisor.js';
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function createOutbox(config: GatewayConfig, log: Logger): Outbox {
+  const o = config.outbox;
+  if (o.store === 'memory') return new MemoryOutbox(o.maxMessages, log);
+  return new SqliteOutbox({
+    path: join(config.gateway.stateDir, 'outbox.db'),
+    maxBytes: o.maxBytes, maxAgeMs: o.maxAgeMs, commitIntervalMs: o.commitIntervalMs, synchronous: o.synchronous, log,
+  });
+}
 
 /**
  * Wires one gateway: downstream adapters → pipeline → outbox → forwarder →
@@ -31,7 +42,7 @@ export class Daemon {
     private readonly log: Logger,
   ) {
     const mqtt = config.upstream.mqtt;
-    this.outbox = new MemoryOutbox(mqtt.queue.maxMessages, log.child({ component: 'outbox' }));
+    this.outbox = createOutbox(config, log.child({ component: 'outbox' }));
     this.upstream = new MqttUpstream({ config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }) });
     this.forwarder = new Forwarder(this.outbox, this.upstream, mqtt.queue.maxInFlight, log.child({ component: 'forwarder' }));
     this.pipeline = new Pipeline(config.buses.flatMap((b) => b.devices), (message) => this.outbox.append(message));
@@ -42,6 +53,8 @@ export class Daemon {
 
   async start(): Promise<void> {
     this.log.info({ gateway: this.config.gateway.id, version: VERSION, buses: this.buses.length }, 'guardian starting');
+    this.outbox.open();
+    this.pipeline.resume(this.outbox.sequences());
     this.core.add(this.upstream);
     this.core.add(this.forwarder);
     for (const bus of this.buses) this.adapters.add(bus);

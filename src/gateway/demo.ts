@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,9 +79,10 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
   const log = createLogger('info');
   installFatalHandlers(log);
   const simulator = new DemoSimulator(HOST, await freePort(), (err) => log.debug({ err, component: 'simulator' }, 'simulator connection error'));
+  const stateDir = mkdtempSync(join(tmpdir(), 'guardian-demo-')); // the demo's outbox: its own, removed at exit
   try {
     await simulator.start();
-    const config = parseConfig(demoConfigText({ broker: broker.port, simulator: simulator.port }, join(tmpdir(), 'guardian-demo')), 'config/demo.yaml');
+    const config = parseConfig(demoConfigText({ broker: broker.port, simulator: simulator.port }, stateDir), 'config/demo.yaml');
     const url = `mqtt://${HOST}:${broker.port}`;
     process.stdout.write([
       '',
@@ -100,5 +101,6 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
   } finally {
     await simulator.stop();
     await broker.close();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }

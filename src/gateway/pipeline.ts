@@ -53,9 +53,9 @@ export class Pipeline {
     }
   }
 
-  /** The next sequence number of each device (the durable outbox persists these). */
-  sequences(): ReadonlyMap<string, number> {
-    return this.seqs;
+  /** Continue numbering from each device's last stored sequence number (after a restart). */
+  resume(last: ReadonlyMap<string, number>): void {
+    for (const [device, seq] of last) this.seqs.set(device, seq);
   }
 
   ingest(result: PollResult): TelemetryBody | undefined {
@@ -90,7 +90,7 @@ export class Pipeline {
     const seq = (this.seqs.get(result.device) ?? 0) + 1;
     this.seqs.set(result.device, seq);
     const body: TelemetryBody = { seq, ts: result.ts, points, quality };
-    this.emit({ kind: 'telemetry', device: result.device, payload: JSON.stringify(body) });
+    this.emit({ kind: 'telemetry', device: result.device, seq, payload: JSON.stringify(body) });
     return body;
   }
 }

@@ -103,7 +103,8 @@ t.test('the base config is valid and frozen, with defaults filled in', async (t)
   t.equal(config.buses[1]?.type === 'tcp' && config.buses[1].port, 502);
   t.match(config.buses[0]?.devices[0], { pollIntervalMs: 1000, timeoutMs: 1000, retries: 1, maxGap: 16, byteOrder: 'big' });
   t.match(config.buses[0]?.devices[0]?.points[0], { scale: 1, offset: 0, deadband: 0, reportOnChange: false, byteOrder: 'big', wordOrder: 'big' });
-  t.match(config.upstream.mqtt, { protocolVersion: 5, topicPrefix: 'guardian', reconnect: { initialMs: 500, maxMs: 30000 }, queue: { maxMessages: 10000 } });
+  t.match(config.upstream.mqtt, { protocolVersion: 5, topicPrefix: 'guardian', reconnect: { initialMs: 500, maxMs: 30000 }, queue: { maxInFlight: 100 } });
+  t.match(config.outbox, { store: 'sqlite', maxBytes: 268435456, maxAgeMs: 604800000, commitIntervalMs: 0, synchronous: 'normal' });
 });
 
 t.test('a device byte/word order is inherited by its points unless they set their own', async (t) => {

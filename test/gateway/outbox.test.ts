@@ -29,7 +29,7 @@ t.test('when full, the oldest pending entries are dropped, counted and logged wi
   t.match(box.stats(), { pending: 2, inFlight: 1, dropped: 3 });
   t.same(payloads(box.take(10)), ['5', '6'], 'the newest survive; the in-flight entry is never dropped');
   box.ack(inFlight[0]!.id);
-  const drops = logs.withCode('GUARDIAN_E_QUEUE_DROPPED');
+  const drops = logs.withCode('GUARDIAN_E_OUTBOX_DROPPED');
   t.equal(drops.length, 1, 'logged once per interval, not once per drop');
   t.match(drops[0], { err: { context: { dropped: 1, droppedTotal: 1 } } });
   now += 10_000;
@@ -37,8 +37,8 @@ t.test('when full, the oldest pending entries are dropped, counted and logged wi
   box.append(msg(8));
   box.append(msg(9));
   box.append(msg(10));
-  t.equal(logs.withCode('GUARDIAN_E_QUEUE_DROPPED').length, 2);
+  t.equal(logs.withCode('GUARDIAN_E_OUTBOX_DROPPED').length, 2);
   await box.close();
-  t.match(logs.withCode('GUARDIAN_E_QUEUE_DROPPED').at(-1), { err: { context: { droppedTotal: 6 } } }, 'close reports drops not yet logged');
+  t.match(logs.withCode('GUARDIAN_E_OUTBOX_DROPPED').at(-1), { err: { context: { droppedTotal: 6 } } }, 'close reports drops not yet logged');
   t.match(logs.withCode('GUARDIAN_E_SHUTDOWN_TIMEOUT').at(-1), { unsent: 3 });
 });

@@ -79,7 +79,7 @@ function normalize(doc: Rec): GatewayConfig {
   const mqtt = {
     ...mqttRaw,
     reconnect: backoff(mqttRaw['reconnect'], 500, 30000),
-    queue: { maxMessages: 10000, maxInFlight: 100, ...(mqttRaw['queue'] as Rec | undefined) },
+    queue: { maxInFlight: 100, ...(mqttRaw['queue'] as Rec | undefined) },
   } as unknown as MqttConfig;
   const buses = (doc['buses'] as Rec[]).map((bus): BusConfig => {
     const devices = (bus['devices'] as Rec[]).map((d): DeviceConfig => {
@@ -93,5 +93,6 @@ function normalize(doc: Rec): GatewayConfig {
       ? { baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1, ...base }
       : { port: 502, ...base }) as unknown as BusConfig;
   });
-  return { ...doc, upstream: { mqtt }, buses } as unknown as GatewayConfig;
+  const outbox = { store: 'sqlite', maxBytes: 268435456, maxAgeMs: 604800000, maxMessages: 10000, commitIntervalMs: 0, synchronous: 'normal', ...(doc['outbox'] as Rec | undefined) };
+  return { ...doc, outbox, upstream: { mqtt }, buses } as unknown as GatewayConfig;
 }

@@ -7,7 +7,7 @@ const DROP_LOG_INTERVAL_MS = 10_000;
 
 /**
  * A bounded in-memory queue. When full, the oldest pending entry is dropped;
- * drops are counted and logged (GUARDIAN_E_QUEUE_DROPPED, at most once per 10 s
+ * drops are counted and logged (GUARDIAN_E_OUTBOX_DROPPED, at most once per 10 s
  * with the count since the last line). Nothing here survives a restart.
  */
 export class MemoryOutbox implements Outbox {
@@ -25,6 +25,14 @@ export class MemoryOutbox implements Outbox {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
+
+  open(): void {
+    this.log.warn('outbox: in memory only; messages do not survive a restart');
+  }
+
+  sequences(): Map<string, number> {
+    return new Map();
+  }
 
   append(message: UpstreamMessage): void {
     this.pending.push({ id: this.nextId++, message, enqueuedAt: this.now() });
@@ -112,7 +120,7 @@ export class MemoryOutbox implements Outbox {
   }
 
   private logDrops(): void {
-    const err = new GuardianError('GUARDIAN_E_QUEUE_DROPPED', `upstream queue full (${this.maxMessages} messages): dropped ${this.droppedSinceLog} oldest`, {
+    const err = new GuardianError('GUARDIAN_E_OUTBOX_DROPPED', `outbox full (${this.maxMessages} messages): dropped ${this.droppedSinceLog} oldest`, {
       dropped: this.droppedSinceLog, droppedTotal: this.dropped, maxMessages: this.maxMessages,
     });
     this.log.warn({ err }, err.message);

@@ -22,6 +22,10 @@ export interface OutboxStats {
  * replaces it without touching any adapter.
  */
 export interface Outbox {
+  /** Open the store (create it, recover what it holds). */
+  open(): void;
+  /** The last stored sequence number of each device, to continue numbering after a restart. */
+  sequences(): Map<string, number>;
   append(message: UpstreamMessage): void;
   /** Up to `max` entries that are neither acknowledged nor in flight, oldest first. */
   take(max: number): OutboxEntry[];
@@ -31,5 +35,6 @@ export interface Outbox {
   stats(): OutboxStats;
   /** Called (synchronously) after each append. */
   onAppend(listener: () => void): void;
+  /** Commit what is staged, then release the store. */
   close(): Promise<void>;
 }

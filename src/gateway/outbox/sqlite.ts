@@ -1,0 +1,294 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import { GuardianError } from '../../core/errors.js';
+import type { MessageKind, UpstreamMessage } from '../../core/types.js';
+import type { Outbox, OutboxEntry, OutboxStats } from './outbox.js';
+
+export interface SqliteOutboxOptions {
+  /** The database file (in the state directory). */
+  readonly path: string;
+  /** Bound on stored payload bytes; past it the oldest messages are dropped. */
+  readonly maxBytes: number;
+  /** Messages older than this are dropped (0 = no age bound). */
+  readonly maxAgeMs: number;
+  /**
+   * 0 = commit at the end of the event-loop turn in which messages were appended
+   * (a process crash loses nothing that was polled more than a turn ago);
+   * N = commit at most every N ms (fewer, larger writes; a crash loses up to N ms).
+   */
+  readonly commitIntervalMs: number;
+  /** `normal`: durable across process crashes; `full`: fsync every commit, durable across power loss. */
+  readonly synchronous: 'normal' | 'full';
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+interface Row {
+  id: number;
+  kind: MessageKind;
+  device: string | null;
+  seq: number | null;
+  payload: string;
+  enqueued_at: number;
+}
+
+interface Staged {
+  readonly message: UpstreamMessage;
+  readonly enqueuedAt: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  device TEXT,
+  seq INTEGER,
+  payload TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  enqueued_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+`;
+
+/**
+ * The durable outbox: SQLite in WAL mode. A message is committed before it can
+ * be taken for sending, and deleted only after the upstream acknowledged it, so
+ * it survives a broker outage, a SIGKILL and a restart. Appends and acknowledgements
+ * are batched into one transaction per turn (or per `commitIntervalMs`) to spare
+ * SD cards. Each device's last sequence number is committed with its message, so
+ * numbering continues after a restart (a number whose message was never committed
+ * was never sent, so reusing it confuses no consumer).
+ */
+export class SqliteOutbox implements Outbox {
+  private db: Database.Database | undefined;
+  private staged: Staged[] = [];
+  private acked: number[] = [];
+  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private cursor = 0;
+  private retry: OutboxEntry[] = [];
+  private readonly inFlight = new Map<number, OutboxEntry>();
+  private rows = 0;
+  private bytes = 0;
+  private dropped = 0;
+  private readonly listeners: (() => void)[] = [];
+  private readonly now: () => number;
+  private statements: ReturnType<SqliteOutbox['prepare']> | undefined;
+
+  constructor(private readonly options: SqliteOutboxOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Open (creating) the database and recover its counters; everything stored is pending again. */
+  open(): void {
+    let db: Database.Database;
+    try {
+      mkdirSync(dirname(this.options.path), { recursive: true, mode: 0o750 });
+      db = new Database(this.options.path);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.exec(SCHEMA);
+    } catch (err) {
+      throw this.storageError(err);
+    }
+    this.db = db;
+    this.statements = this.prepare(db);
+    const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
+    this.rows = n;
+    this.bytes = b;
+    const counter = db.prepare("SELECT value FROM counters WHERE name = 'dropped'").get() as { value: number } | undefined;
+    this.dropped = counter?.value ?? 0;
+    this.options.log.info({ path: this.options.path, pending: n, bytes: b }, 'outbox opened');
+  }
+
+  /** The last committed sequence number of every device. */
+  sequences(): Map<string, number> {
+    const rows = this.requireDb().prepare('SELECT device, seq FROM sequences').all() as { device: string; seq: number }[];
+    return new Map(rows.map((r) => [r.device, r.seq]));
+  }
+
+  append(message: UpstreamMessage): void {
+    this.staged.push({ message, enqueuedAt: this.now() });
+    this.scheduleFlush();
+  }
+
+  take(max: number): OutboxEntry[] {
+    const out = this.retry.splice(0, max);
+    if (out.length < max) {
+      const rows = this.requireStatements().page.all(this.cursor, max - out.length) as Row[];
+      for (const row of rows) {
+        const message: UpstreamMessage = {
+          kind: row.kind, payload: row.payload,
+          ...(row.device === null ? {} : { device: row.device }),
+          ...(row.seq === null ? {} : { seq: row.seq }),
+        };
+        out.push({ id: row.id, message, enqueuedAt: row.enqueued_at });
+        this.cursor = row.id;
+      }
+    }
+    for (const entry of out) this.inFlight.set(entry.id, entry);
+    return out;
+  }
+
+  ack(id: number): void {
+    if (!this.inFlight.delete(id)) return;
+    this.acked.push(id);
+    this.scheduleFlush();
+  }
+
+  release(ids: readonly number[]): void {
+    const back = ids.map((id) => this.inFlight.get(id)).filter((e): e is OutboxEntry => e !== undefined);
+    for (const entry of back) this.inFlight.delete(entry.id);
+    this.retry = [...this.retry, ...back].sort((a, b) => a.id - b.id);
+  }
+
+  stats(): OutboxStats {
+    const oldest = this.rows === 0 ? undefined : (this.requireStatements().oldest.get() as { t: number | null }).t ?? undefined;
+    return { pending: Math.max(0, this.rows - this.inFlight.size - this.acked.length) + this.staged.length, inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
+  }
+
+  /** Bytes of payload stored (for the bound and for health). */
+  storedBytes(): number {
+    return this.bytes;
+  }
+
+  onAppend(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Commit what is staged now (also called on shutdown). */
+  flush(): void {
+    this.clearFlushTimer();
+    const { staged, acked } = this;
+    if (staged.length === 0 && acked.length === 0) return;
+    const s = this.requireStatements();
+    let addedBytes = 0;
+    try {
+      this.requireDb().transaction(() => {
+        for (const { message, enqueuedAt } of staged) {
+          const size = Buffer.byteLength(message.payload);
+          s.insert.run(message.kind, message.device ?? null, message.seq ?? null, message.payload, size, enqueuedAt);
+          addedBytes += size;
+          if (message.device !== undefined && message.seq !== undefined) s.seq.run(message.device, message.seq);
+        }
+        for (const id of acked) {
+          const row = s.remove.get(id) as { bytes: number } | undefined;
+          if (row !== undefined) {
+            this.rows -= 1;
+            this.bytes -= row.bytes;
+          }
+        }
+      })();
+    } catch (err) {
+      this.rollbackCounts(acked);
+      throw this.storageError(err);
+    }
+    this.rows += staged.length;
+    this.bytes += addedBytes;
+    this.staged = [];
+    this.acked = [];
+    this.enforceBounds();
+    if (staged.length > 0) for (const listener of this.listeners) listener();
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.flush();
+    } catch (err) {
+      this.options.log.error({ err, unsaved: this.staged.length }, 'outbox: final commit failed');
+    }
+    this.db?.close();
+    this.db = undefined;
+    this.statements = undefined;
+    await Promise.resolve();
+  }
+
+  private prepare(db: Database.Database) {
+    return {
+      insert: db.prepare('INSERT INTO outbox (kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      seq: db.prepare('INSERT INTO sequences (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)'),
+      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
+      page: db.prepare('SELECT id, kind, device, seq, payload, enqueued_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?'),
+      oldest: db.prepare('SELECT min(enqueued_at) AS t FROM outbox'),
+      dropOldest: db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) RETURNING id, bytes'),
+      dropOlderThan: db.prepare('DELETE FROM outbox WHERE enqueued_at < ? RETURNING id, bytes'),
+      countDrops: db.prepare("INSERT INTO counters (name, value) VALUES ('dropped', ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"),
+    };
+  }
+
+  private enforceBounds(): void {
+    const s = this.requireStatements();
+    const dropped: { id: number; bytes: number }[] = [];
+    this.requireDb().transaction(() => {
+      if (this.options.maxAgeMs > 0) dropped.push(...(s.dropOlderThan.all(this.now() - this.options.maxAgeMs) as { id: number; bytes: number }[]));
+      while (this.bytes - dropped.reduce((n, r) => n + r.bytes, 0) > this.options.maxBytes) {
+        const batch = s.dropOldest.all(Math.max(1, Math.ceil(this.rows / 100))) as { id: number; bytes: number }[];
+        if (batch.length === 0) break;
+        dropped.push(...batch);
+      }
+      if (dropped.length > 0) s.countDrops.run(dropped.length);
+    })();
+    if (dropped.length === 0) return;
+    for (const row of dropped) {
+      this.rows -= 1;
+      this.bytes -= row.bytes;
+      this.inFlight.delete(row.id);
+    }
+    const gone = new Set(dropped.map((r) => r.id));
+    this.retry = this.retry.filter((e) => !gone.has(e.id));
+    this.dropped += dropped.length;
+    const err = new GuardianError('GUARDIAN_E_OUTBOX_DROPPED', `outbox bound reached: dropped ${dropped.length} oldest messages`, {
+      dropped: dropped.length, droppedTotal: this.dropped, maxBytes: this.options.maxBytes, maxAgeMs: this.options.maxAgeMs,
+    });
+    this.options.log.warn({ err }, err.message);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer !== undefined) return;
+    const run = (): void => {
+      this.flushTimer = undefined;
+      try {
+        this.flush();
+      } catch (err) {
+        this.options.log.error({ err, staged: this.staged.length }, 'outbox commit failed; retrying');
+        this.flushTimer = setTimeout(run, 1000);
+      }
+    };
+    this.flushTimer = this.options.commitIntervalMs > 0 ? setTimeout(run, this.options.commitIntervalMs) : setImmediate(run);
+  }
+
+  private clearFlushTimer(): void {
+    if (this.flushTimer === undefined) return;
+    clearTimeout(this.flushTimer as NodeJS.Timeout);
+    clearImmediate(this.flushTimer as NodeJS.Immediate);
+    this.flushTimer = undefined;
+  }
+
+  private rollbackCounts(acked: readonly number[]): void {
+    // The transaction rolled back: recount what the deletes had subtracted.
+    if (acked.length === 0) return;
+    const { n, b } = this.requireDb().prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
+    this.rows = n;
+    this.bytes = b;
+  }
+
+  private storageError(err: unknown): GuardianError {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR') {
+      return new GuardianError('GUARDIAN_E_STATE_DISK_FULL', `cannot write the outbox ${this.options.path}: ${(err as Error).message}`, { path: this.options.path }, { cause: err });
+    }
+    return new GuardianError('GUARDIAN_E_OUTBOX_WRITE', `cannot write the outbox ${this.options.path}: ${(err as Error).message}`, { path: this.options.path }, { cause: err });
+  }
+
+  private requireDb(): Database.Database {
+    if (this.db === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', 'outbox used before open() or after close()');
+    return this.db;
+  }
+
+  private requireStatements(): NonNullable<SqliteOutbox['statements']> {
+    if (this.statements === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', 'outbox used before open() or after close()');
+    return this.statements;
+  }
+}
