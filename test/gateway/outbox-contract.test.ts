@@ -8,6 +8,7 @@ import type { Outbox } from '../../src/gateway/outbox/outbox.js';
 import { SqliteOutbox } from '../../src/gateway/outbox/sqlite.js';
 import { captureLogger } from '../fixtures/logs.js';
 import { tmpDir } from '../fixtures/ports.js';
+import { mountTmpfs } from '../fixtures/tmpfs.js';
 
 type Factory = (t: Test) => Promise<Outbox>;
 
@@ -126,4 +127,29 @@ t.test('sqlite: bounds by bytes and by age drop the oldest, count the drops dura
   reopened.open();
   t.teardown(() => reopened.close());
   t.equal(reopened.stats().dropped, 15, 'the drop count survives a restart');
+});
+
+t.test('sqlite: a full state disk is a clear error, nothing is lost or corrupted, and writes resume when space returns', async (t) => {
+  const disk = await mountTmpfs(t, 2048);
+  const logs = captureLogger();
+  const options = { path: join(disk.path, 'outbox.db'), maxBytes: 1 << 30, maxAgeMs: 0, commitIntervalMs: 0, synchronous: 'normal' as const, log: logs.log };
+  const box = new SqliteOutbox(options);
+  box.open();
+  for (let i = 1; i <= 10; i++) box.append(msg('a', i));
+  box.flush();
+  disk.fill();
+  const payload = 'y'.repeat(2000);
+  for (let i = 11; i <= 200; i++) box.append({ kind: 'telemetry', device: 'a', seq: i, payload });
+  t.throws(() => box.flush(), { code: 'GUARDIAN_E_STATE_DISK_FULL' }, 'the commit fails with a clear code');
+  t.equal(box.stats().pending, 200, 'the uncommitted readings are still held');
+  t.same(seqs(box.take(1000)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'only committed messages are handed out');
+  disk.free();
+  box.flush();
+  t.same(seqs(box.take(1000)), Array.from({ length: 190 }, (_, i) => i + 11), 'the held readings are committed once space returns');
+  await box.close();
+  const again = new SqliteOutbox(options);
+  again.open();
+  t.teardown(() => again.close());
+  t.equal(again.stats().pending, 200, 'after a restart every message is there: no corruption');
+  t.same(again.sequences(), new Map([['a', 200]]));
 });

@@ -39,6 +39,9 @@ interface Staged {
   readonly enqueuedAt: number;
 }
 
+/** Messages held in memory while commits fail (disk full) before the oldest are dropped. */
+const MAX_STAGED = 100_000;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,6 +79,10 @@ export class SqliteOutbox implements Outbox {
   private readonly listeners: (() => void)[] = [];
   private readonly now: () => number;
   private statements: ReturnType<SqliteOutbox['prepare']> | undefined;
+  /** Set while commits fail (disk full): the error was logged once, recovery will be. */
+  private failing: GuardianError | undefined;
+  /** Staged messages dropped because commits kept failing; counted at the next commit. */
+  private stagedDrops = 0;
 
   constructor(private readonly options: SqliteOutboxOptions) {
     this.now = options.now ?? Date.now;
@@ -111,6 +118,11 @@ export class SqliteOutbox implements Outbox {
 
   append(message: UpstreamMessage): void {
     this.staged.push({ message, enqueuedAt: this.now() });
+    if (this.staged.length > MAX_STAGED) {
+      // Commits are failing (disk full) and memory is the only place left: keep the newest.
+      this.staged.shift();
+      this.stagedDrops += 1;
+    }
     this.scheduleFlush();
   }
 
@@ -173,6 +185,7 @@ export class SqliteOutbox implements Outbox {
           addedBytes += size;
           if (message.device !== undefined && message.seq !== undefined) s.seq.run(message.device, message.seq);
         }
+        if (this.stagedDrops > 0) s.countDrops.run(this.stagedDrops);
         for (const id of acked) {
           const row = s.remove.get(id) as { bytes: number } | undefined;
           if (row !== undefined) {
@@ -189,6 +202,12 @@ export class SqliteOutbox implements Outbox {
     this.bytes += addedBytes;
     this.staged = [];
     this.acked = [];
+    if (this.stagedDrops > 0) this.reportDrops(this.stagedDrops, 'commits failed and the in-memory staging limit was reached');
+    this.stagedDrops = 0;
+    if (this.failing !== undefined) {
+      this.options.log.info({ code: this.failing.code, recovered: true, committed: staged.length }, 'outbox writes work again');
+      this.failing = undefined;
+    }
     this.enforceBounds();
     if (staged.length > 0) for (const listener of this.listeners) listener();
   }
@@ -238,9 +257,13 @@ export class SqliteOutbox implements Outbox {
     }
     const gone = new Set(dropped.map((r) => r.id));
     this.retry = this.retry.filter((e) => !gone.has(e.id));
-    this.dropped += dropped.length;
-    const err = new GuardianError('GUARDIAN_E_OUTBOX_DROPPED', `outbox bound reached: dropped ${dropped.length} oldest messages`, {
-      dropped: dropped.length, droppedTotal: this.dropped, maxBytes: this.options.maxBytes, maxAgeMs: this.options.maxAgeMs,
+    this.reportDrops(dropped.length, 'outbox bound reached');
+  }
+
+  private reportDrops(count: number, why: string): void {
+    this.dropped += count;
+    const err = new GuardianError('GUARDIAN_E_OUTBOX_DROPPED', `${why}: dropped ${count} oldest messages`, {
+      dropped: count, droppedTotal: this.dropped, maxBytes: this.options.maxBytes, maxAgeMs: this.options.maxAgeMs,
     });
     this.options.log.warn({ err }, err.message);
   }
@@ -252,7 +275,11 @@ export class SqliteOutbox implements Outbox {
       try {
         this.flush();
       } catch (err) {
-        this.options.log.error({ err, staged: this.staged.length }, 'outbox commit failed; retrying');
+        const failure = err instanceof GuardianError ? err : new GuardianError('GUARDIAN_E_OUTBOX_WRITE', String(err), {}, { cause: err });
+        if (this.failing === undefined) {
+          this.options.log.error({ err: failure, staged: this.staged.length }, `${failure.message}; readings wait in memory, retrying every second`);
+        }
+        this.failing = failure;
         this.flushTimer = setTimeout(run, 1000);
       }
     };
