@@ -57,7 +57,7 @@ void t.test('Modbus TCP: every type and order decodes exactly; set() shows in th
   t.equal(reading(next, 'coil_on').value, false);
   t.ok(allGood(next), 'still all good');
   t.equal(run.adapter.deviceStats()[0]?.failures, 0, 'no failed polls');
-  t.equal(run.logs.lines.filter((l) => l.level >= 40).length, 0, 'no warnings logged');
+  t.equal(run.logs.lines.filter((l) => Number(l.level) >= 40).length, 0, 'no warnings logged');
 });
 
 void t.test('Modbus TCP: exception 2 marks only the undefined points, alone or inside a coalesced request', async (t) => {
