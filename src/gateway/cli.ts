@@ -3,6 +3,7 @@ import { GuardianError, toGuardianError } from '../core/errors.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { ConfigError, DEFAULT_CONFIG_PATH } from './config/config-error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
+import { LogRing } from './failures.js';
 import { createLogger } from './logger.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
@@ -11,6 +12,7 @@ Usage:
   guardian run [--config FILE]          run the gateway (default config ${DEFAULT_CONFIG_PATH})
   guardian check-config [FILE]          validate a config; prints every problem, exits 1 if any
   guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
+  guardian status [--config FILE] [--json]  outbox depth and stored failure reports
   guardian demo [--port N]              run the demo: simulated device + embedded broker, no config
   guardian watch [--url URL] [--topic T]  print messages from a broker (default the demo's)
   guardian help | --version
@@ -40,6 +42,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       port: { type: 'string' },
       url: { type: 'string' },
       topic: { type: 'string' },
+      json: { type: 'boolean' },
     },
   });
   switch (command) {
@@ -59,10 +62,17 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'status': {
+      const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
+      const { status } = await import('./status.js');
+      process.stdout.write(status(config.gateway.stateDir, values.json === true));
+      return 0;
+    }
     case 'run': {
       const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
-      const log = createLogger(config.gateway.logLevel);
-      installFatalHandlers(log);
+      const ring = new LogRing();
+      const log = createLogger(config.gateway.logLevel, undefined, ring);
+      installFatalHandlers(log, config.gateway.stateDir, ring);
       return runUntilSignal(new Daemon(config, log), log);
     }
     // The demo (with its embedded broker) and watch are loaded only when asked for,

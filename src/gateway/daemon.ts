@@ -5,6 +5,8 @@ import type { GatewayConfig } from '../core/config.js';
 import type { DeviceStats, DownstreamAdapter } from '../core/types.js';
 import { ModbusBusAdapter } from '../downstream/modbus/adapter.js';
 import { MqttUpstream } from '../upstream/mqtt/adapter.js';
+import { FailureReporter } from './failure-reporter.js';
+import { FailureStore, reportId, type FailureReport, type LogRing } from './failures.js';
 import { Forwarder } from './forwarder.js';
 import { MemoryOutbox } from './outbox/memory.js';
 import type { Outbox } from './outbox/outbox.js';
@@ -32,7 +34,9 @@ export class Daemon {
   readonly outbox: Outbox;
   readonly upstream: MqttUpstream;
   readonly pipeline: Pipeline;
+  readonly failures: FailureStore;
   private readonly forwarder: Forwarder;
+  private readonly reporter: FailureReporter;
   private readonly core: Supervisor;
   private readonly adapters: Supervisor;
   private readonly buses: DownstreamAdapter[];
@@ -46,6 +50,8 @@ export class Daemon {
     this.upstream = new MqttUpstream({ config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }) });
     this.forwarder = new Forwarder(this.outbox, this.upstream, mqtt.queue.maxInFlight, log.child({ component: 'forwarder' }));
     this.pipeline = new Pipeline(config.buses.flatMap((b) => b.devices), (message) => this.outbox.append(message));
+    this.failures = new FailureStore(config.gateway.stateDir);
+    this.reporter = new FailureReporter(this.failures, this.upstream, log.child({ component: 'failures' }));
     this.core = new Supervisor(log);
     this.adapters = new Supervisor(log);
     this.buses = config.buses.map((bus) => new ModbusBusAdapter({ bus, log, sink: (result) => this.pipeline.ingest(result) }));
@@ -55,8 +61,18 @@ export class Daemon {
     this.log.info({ gateway: this.config.gateway.id, version: VERSION, buses: this.buses.length }, 'guardian starting');
     this.outbox.open();
     this.pipeline.resume(this.outbox.sequences());
+    const previous = this.failures.markRunning(process.pid, Date.now());
+    if (previous !== undefined) {
+      const ts = Date.now();
+      this.failures.write({
+        id: reportId(ts), ts, kind: 'uncleanExit', version: VERSION, recentLog: [],
+        error: { name: 'UncleanExit', message: `the previous run (pid ${previous.pid}, started ${new Date(previous.startedAt).toISOString()}) ended without a clean stop: killed, a fatal signal, or power loss` },
+      });
+      this.log.warn({ previousPid: previous.pid }, 'the previous run did not stop cleanly; a failure report was written');
+    }
     this.core.add(this.upstream);
     this.core.add(this.forwarder);
+    this.core.add(this.reporter);
     for (const bus of this.buses) this.adapters.add(bus);
     await this.core.startAll();
     await this.adapters.startAll();
@@ -74,6 +90,7 @@ export class Daemon {
     }
     await this.core.stopAll();
     await this.outbox.close();
+    this.failures.clearRunning();
     this.log.info({ drained }, 'guardian stopped');
     return drained;
   }
@@ -84,17 +101,34 @@ export class Daemon {
 }
 
 /**
- * A last resort: an exception nothing caught is logged as fatal (with its
- * stack) and the process exits 1 for systemd to restart it. Crash reports that
- * survive the restart come with the durable outbox.
+ * A last resort: an exception nothing caught, or a rejection nothing handled,
+ * is logged as fatal, written as a crash report (error, stack, version, uptime,
+ * the last log lines, redacted) into the state directory, and the process exits 1
+ * for systemd to restart it; the report is sent upstream after the restart.
  */
-export function installFatalHandlers(log: Logger): void {
-  const die = (kind: string) => (err: unknown): void => {
-    log.fatal({ err, code: 'GUARDIAN_E_INTERNAL', kind }, `${kind}: exiting`);
+export function installFatalHandlers(log: Logger, stateDir: string, ring?: LogRing): void {
+  const store = new FailureStore(stateDir);
+  const die = (kind: 'uncaughtException' | 'unhandledRejection') => (cause: unknown): void => {
+    log.fatal({ err: cause, code: 'GUARDIAN_E_INTERNAL', kind }, `${kind}: exiting`);
+    const err = cause instanceof Error ? cause : new Error(String(cause));
+    const code: unknown = (err as Error & { code?: unknown }).code;
+    const ts = Date.now();
+    const report: FailureReport = {
+      id: reportId(ts), ts, kind, version: VERSION, uptimeS: Math.round(process.uptime()), pid: process.pid,
+      error: { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}), ...(err.stack === undefined ? {} : { stack: err.stack }) },
+      recentLog: ring?.recent() ?? [],
+    };
+    try {
+      const file = store.write(report);
+      store.clearRunning(); // reported already: not an unclean exit as well
+      process.stderr.write(`guardian: crash report written to ${file}\n`);
+    } catch (writeErr) {
+      process.stderr.write(`guardian: could not write a crash report: ${String(writeErr)}\n`);
+    }
     process.exit(1);
   };
-  process.on('uncaughtException', die('uncaught exception'));
-  process.on('unhandledRejection', die('unhandled rejection'));
+  process.on('uncaughtException', die('uncaughtException'));
+  process.on('unhandledRejection', die('unhandledRejection'));
 }
 
 /**

@@ -77,7 +77,6 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
   const requested = parsePort(portArg);
   const broker = await startBroker(requested);
   const log = createLogger('info');
-  installFatalHandlers(log);
   const simulator = new DemoSimulator(HOST, await freePort(), (err) => log.debug({ err, component: 'simulator' }, 'simulator connection error'));
   const stateDir = mkdtempSync(join(tmpdir(), 'guardian-demo-')); // the demo's outbox: its own, removed at exit
   try {
@@ -97,6 +96,7 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
       '',
     ].join('\n'));
     log.level = config.gateway.logLevel;
+    installFatalHandlers(log, stateDir);
     return await runUntilSignal(new Daemon(config, log), log);
   } finally {
     await simulator.stop();
