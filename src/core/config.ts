@@ -110,6 +110,7 @@ export interface GatewayConfig {
     readonly shutdownTimeoutMs: number;
   };
   readonly outbox: OutboxConfig;
+  readonly health: { readonly intervalMs: number };
   readonly upstream: { readonly mqtt: MqttConfig };
   readonly buses: readonly BusConfig[];
 }

@@ -8,6 +8,7 @@ import { MqttUpstream } from '../upstream/mqtt/adapter.js';
 import { FailureReporter } from './failure-reporter.js';
 import { FailureStore, reportId, type FailureReport, type LogRing } from './failures.js';
 import { Forwarder } from './forwarder.js';
+import { HealthReporter } from './health.js';
 import { MemoryOutbox } from './outbox/memory.js';
 import type { Outbox } from './outbox/outbox.js';
 import { SqliteOutbox } from './outbox/sqlite.js';
@@ -37,6 +38,7 @@ export class Daemon {
   readonly failures: FailureStore;
   private readonly forwarder: Forwarder;
   private readonly reporter: FailureReporter;
+  private readonly health: HealthReporter;
   private readonly core: Supervisor;
   private readonly adapters: Supervisor;
   private readonly buses: DownstreamAdapter[];
@@ -52,6 +54,11 @@ export class Daemon {
     this.pipeline = new Pipeline(config.buses.flatMap((b) => b.devices), (message) => this.outbox.append(message));
     this.failures = new FailureStore(config.gateway.stateDir);
     this.reporter = new FailureReporter(this.failures, this.upstream, log.child({ component: 'failures' }));
+    this.health = new HealthReporter({
+      stateDir: config.gateway.stateDir, version: VERSION,
+      outbox: () => this.outbox.stats(), devices: () => this.deviceStats(), connections: () => this.upstream.connections,
+      emit: (message) => this.outbox.append(message),
+    }, config.health.intervalMs, log.child({ component: 'health' }));
     this.core = new Supervisor(log);
     this.adapters = new Supervisor(log);
     this.buses = config.buses.map((bus) => new ModbusBusAdapter({ bus, log, sink: (result) => this.pipeline.ingest(result) }));
@@ -73,6 +80,7 @@ export class Daemon {
     this.core.add(this.upstream);
     this.core.add(this.forwarder);
     this.core.add(this.reporter);
+    this.core.add(this.health);
     for (const bus of this.buses) this.adapters.add(bus);
     await this.core.startAll();
     await this.adapters.startAll();

@@ -94,5 +94,6 @@ function normalize(doc: Rec): GatewayConfig {
       : { port: 502, ...base }) as unknown as BusConfig;
   });
   const outbox = { store: 'sqlite', maxBytes: 268435456, maxAgeMs: 604800000, maxMessages: 10000, commitIntervalMs: 0, synchronous: 'normal', ...(doc['outbox'] as Rec | undefined) };
-  return { ...doc, outbox, upstream: { mqtt }, buses } as unknown as GatewayConfig;
+  const health = { intervalMs: 60000, ...(doc['health'] as Rec | undefined) };
+  return { ...doc, outbox, health, upstream: { mqtt }, buses } as unknown as GatewayConfig;
 }
