@@ -14,6 +14,7 @@ import type { Outbox } from './outbox/outbox.js';
 import { SqliteOutbox } from './outbox/sqlite.js';
 import { Pipeline } from './pipeline.js';
 import { Supervisor } from './supervisor.js';
+import { SystemdNotifier } from './watchdog.js';
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -39,6 +40,7 @@ export class Daemon {
   private readonly forwarder: Forwarder;
   private readonly reporter: FailureReporter;
   private readonly health: HealthReporter;
+  private readonly notifier: SystemdNotifier;
   private readonly core: Supervisor;
   private readonly adapters: Supervisor;
   private readonly buses: DownstreamAdapter[];
@@ -59,6 +61,7 @@ export class Daemon {
       outbox: () => this.outbox.stats(), devices: () => this.deviceStats(), connections: () => this.upstream.connections,
       emit: (message) => this.outbox.append(message),
     }, config.health.intervalMs, log.child({ component: 'health' }));
+    this.notifier = new SystemdNotifier(log.child({ component: 'systemd' }));
     this.core = new Supervisor(log);
     this.adapters = new Supervisor(log);
     this.buses = config.buses.map((bus) => new ModbusBusAdapter({ bus, log, sink: (result) => this.pipeline.ingest(result) }));
@@ -85,11 +88,13 @@ export class Daemon {
     await this.core.startAll();
     await this.adapters.startAll();
     this.log.info({ gateway: this.config.gateway.id }, 'guardian running');
+    this.notifier.ready();
   }
 
   /** Stop polling, finish in-flight publishes (and flush the queue while the link is up), then disconnect. */
   async stop(): Promise<boolean> {
     this.log.info('guardian stopping');
+    this.notifier.stopping();
     await this.adapters.stopAll();
     const drained = await this.forwarder.drain(this.config.gateway.shutdownTimeoutMs);
     if (!drained) {

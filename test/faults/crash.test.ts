@@ -38,7 +38,7 @@ for (const [kind, code] of [
     const { dir, broker, config, configFile } = await setup(t);
     const crashModule = join(dir, 'crash.mjs');
     writeFileSync(crashModule, `${code}\n`);
-    const crashing = await startGateway(t, config, ['--import', crashModule]);
+    const crashing = await startGateway(t, config, { nodeArgs: ['--import', crashModule] });
     t.equal(await crashing.exited, 1, 'the crashing build exits 1');
     t.match(crashing.stderr(), /guardian: crash report written to .*failures\/.*\.json/);
     t.match(crashing.lines.at(-1), { level: 'fatal', kind });
