@@ -99,6 +99,7 @@ export interface OutboxConfig {
   readonly maxMessages: number;
   readonly commitIntervalMs: number;
   readonly synchronous: 'normal' | 'full';
+  readonly drainRatePerS: number;
 }
 
 export interface GatewayConfig {

@@ -52,10 +52,10 @@ export class Daemon {
     const mqtt = config.upstream.mqtt;
     this.outbox = createOutbox(config, log.child({ component: 'outbox' }));
     this.upstream = new MqttUpstream({ config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }) });
-    this.forwarder = new Forwarder(this.outbox, this.upstream, mqtt.queue.maxInFlight, log.child({ component: 'forwarder' }));
+    this.forwarder = new Forwarder(this.outbox, this.upstream, mqtt.queue.maxInFlight, log.child({ component: 'forwarder' }), config.outbox.drainRatePerS);
     this.pipeline = new Pipeline(config.buses.flatMap((b) => b.devices), (message) => this.outbox.append(message));
     this.failures = new FailureStore(config.gateway.stateDir);
-    this.reporter = new FailureReporter(this.failures, this.upstream, log.child({ component: 'failures' }));
+    this.reporter = new FailureReporter(this.failures, this.outbox, this.upstream, log.child({ component: 'failures' }));
     this.health = new HealthReporter({
       stateDir: config.gateway.stateDir, version: VERSION,
       outbox: () => this.outbox.stats(), devices: () => this.deviceStats(), connections: () => this.upstream.connections,

@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import type { Component, UpstreamAdapter } from '../core/types.js';
 import type { FailureStore } from './failures.js';
+import type { Outbox } from './outbox/outbox.js';
 
 /**
  * Sends stored failure reports upstream (the failure topic) once the link is up,
  * one at a time and at most one per `intervalMs` (a crash loop must not flood the
  * uplink); a report's file is deleted only when the upstream acknowledged it.
+ * Outbox drops are reported the same way: one `outboxDrop` report with the count
+ * not yet reported, marked reported only once acknowledged.
  */
 export class FailureReporter implements Component {
   readonly name = 'failure-reporter';
@@ -13,9 +16,11 @@ export class FailureReporter implements Component {
   private running = false;
   private sending = false;
   private lastSent = 0;
+  private poll: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: FailureStore,
+    private readonly outbox: Outbox,
     private readonly upstream: UpstreamAdapter,
     private readonly log: Logger,
     private readonly intervalMs = 10_000,
@@ -24,6 +29,7 @@ export class FailureReporter implements Component {
   async start(): Promise<void> {
     this.running = true;
     this.upstream.on('connected', () => this.kick());
+    this.poll = setInterval(() => this.kick(), this.intervalMs);
     this.kick();
     await Promise.resolve();
   }
@@ -31,6 +37,7 @@ export class FailureReporter implements Component {
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
+    clearInterval(this.poll);
     await Promise.resolve();
   }
 
@@ -43,15 +50,22 @@ export class FailureReporter implements Component {
       return;
     }
     const [report] = this.store.list();
-    if (report === undefined) return;
+    const drops = this.outbox.unreportedDrops();
+    if (report === undefined && drops === 0) return;
     this.sending = true;
     this.lastSent = Date.now();
-    this.upstream.publish({ kind: 'failure', payload: JSON.stringify(report) }).then(
+    const payload = report ?? { kind: 'outboxDrop', ts: Date.now(), dropped: drops, droppedTotal: this.outbox.stats().dropped };
+    this.upstream.publish({ kind: 'failure', payload: JSON.stringify(payload) }).then(
       () => {
-        this.store.remove(report.id);
-        this.log.info({ report: report.id, kind: report.kind }, 'failure report delivered');
+        if (report === undefined) {
+          this.outbox.markDropsReported(drops);
+          this.log.info({ dropped: drops }, 'outbox drops reported');
+        } else {
+          this.store.remove(report.id);
+          this.log.info({ report: report.id, kind: report.kind }, 'failure report delivered');
+        }
       },
-      (err: unknown) => this.log.debug({ err, report: report.id }, 'failure report not delivered yet'),
+      (err: unknown) => this.log.debug({ err }, 'failure report not delivered yet'),
     ).finally(() => {
       this.sending = false;
       this.kick();

@@ -56,6 +56,28 @@ for (const [name, make] of Object.entries(stores)) {
       t.match(box.stats(), { pending: 0, inFlight: 5 });
     });
 
+    t.test('lanes: take within an id range; lastId is the boundary', async (t) => {
+      const box = await make(t);
+      box.open();
+      t.teardown(() => box.close());
+      t.equal(box.lastId(), 0);
+      for (let i = 1; i <= 4; i++) box.append(msg('a', i));
+      await turn();
+      const boundary = box.lastId();
+      for (let i = 5; i <= 7; i++) box.append(msg('a', i));
+      await turn();
+      t.equal(box.lastId(), boundary + 3);
+      const live = { from: boundary + 1, to: Number.MAX_SAFE_INTEGER };
+      const backlog = { from: 1, to: boundary };
+      t.same(seqs(box.take(2, live)), [5, 6], 'live lane first');
+      const old = box.take(3, backlog);
+      t.same(seqs(old), [1, 2, 3]);
+      box.release([old[0]!.id]);
+      t.same(seqs(box.take(10, live)), [7]);
+      t.same(seqs(box.take(10, backlog)), [1, 4], 'a released backlog entry comes back in its lane, in order');
+      t.same(box.take(10), []);
+    });
+
     t.test('stats report depth and the oldest entry', async (t) => {
       const box = await make(t);
       box.open();

@@ -40,6 +40,11 @@ export class BusArbiter {
     return this.client?.isOpen === true;
   }
 
+  /** RTU frames (serial, or RTU over TCP) carry no transaction id: a late answer cannot be told from a timely one. */
+  get rtuFraming(): boolean {
+    return this.bus.type !== 'tcp';
+  }
+
   exec<T>(run: (client: ModbusClient) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} is closed`, { bus: this.bus.name }));
     return new Promise<T>((resolve, reject) => {

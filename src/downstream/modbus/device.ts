@@ -37,6 +37,9 @@ export class DevicePoller {
   private polls = 0;
   private failures = 0;
   private lastError: string | undefined;
+  private quietUntil = 0;
+  /** request -> the exception code it was last answered with */
+  private readonly exceptions = new Map<string, number>();
 
   constructor(
     private readonly device: DeviceConfig,
@@ -88,17 +91,24 @@ export class DevicePoller {
         continue;
       }
       const outcome = await this.request(req);
+      const key = `${req.table}:${req.address}:${req.count}`;
       if ('data' in outcome) {
         answered = true;
+        this.exceptions.delete(key);
         for (const p of req.points) readings.push(this.decode(p, req, outcome.data));
       } else if (outcome.failure.kind === 'exception') {
         answered = true;
-        if (outcome.failure.error.context['exception'] === 2 && req.points.length > 1) {
+        const { error } = outcome.failure;
+        if (error.context['exception'] === 2 && req.points.length > 1) {
           this.split(i, req);
           i -= 1;
           continue;
         }
-        this.log.debug({ err: outcome.failure.error }, 'modbus exception');
+        // a warning when a request starts failing with an exception (or another one), then debug while it persists
+        const code = Number(error.context['exception']);
+        if (this.exceptions.get(key) === code) this.log.debug({ err: error }, 'modbus exception');
+        else this.log.warn({ err: error, device: this.device.name }, `device ${this.device.name}: ${error.message}`);
+        this.exceptions.set(key, code);
         for (const p of req.points) readings.push({ point: p.name, value: null, quality: outcome.failure.quality });
       } else {
         deviceFailure = outcome.failure;
@@ -114,6 +124,8 @@ export class DevicePoller {
     const context = { device: this.device.name, bus: this.busName, unitId: this.device.unitId, table: req.table, address: req.address, count: req.count, timeoutMs: this.device.timeoutMs };
     let failure: ModbusFailure | undefined;
     for (let attempt = 0; attempt <= this.device.retries; attempt++) {
+      const quiet = this.quietUntil - Date.now();
+      if (quiet > 0) await new Promise((resolve) => setTimeout(resolve, quiet));
       try {
         const data = await this.arbiter.exec((client) => {
           client.setID(this.device.unitId);
@@ -124,6 +136,11 @@ export class DevicePoller {
       } catch (err) {
         failure = classify(err, context);
         if (failure.kind === 'transport' && !(err instanceof GuardianError)) this.arbiter.invalidate(failure.error);
+        // RTU has no transaction ids: the answer to a request that timed out (or came
+        // garbled) may still arrive, and would pass for the answer to the next request
+        // of this device. Send that one no sooner than one more timeout later; what
+        // arrives meanwhile is discarded when it is sent (transport.ts).
+        if (this.arbiter.rtuFraming && (failure.kind === 'timeout' || failure.kind === 'frame')) this.quietUntil = Date.now() + this.device.timeoutMs;
         if (failure.kind === 'exception' || failure.kind === 'transport') break;
       }
     }

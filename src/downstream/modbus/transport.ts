@@ -59,5 +59,50 @@ export async function openClient(bus: BusConfig): Promise<ModbusClient> {
   } finally {
     clearTimeout(timer);
   }
+  if (bus.type !== 'tcp') {
+    try {
+      discardStaleInput(client);
+    } catch (err) {
+      void closeClient(client); // unusable; the error below says why
+      throw err;
+    }
+  }
   return client;
+}
+
+interface RtuPortInternals {
+  _buffer: Buffer;
+  write(data: Buffer): void;
+}
+
+function isRtuPort(port: unknown): port is RtuPortInternals {
+  return typeof port === 'object' && port !== null
+    && Buffer.isBuffer((port as Record<string, unknown>)['_buffer']) && typeof (port as Record<string, unknown>)['write'] === 'function';
+}
+
+/**
+ * RTU framing has no transaction ids: an answer is matched to a request only by
+ * arriving while it is pending. modbus-serial's RTU ports (serial: RTUBufferedPort,
+ * RTU over TCP: TelnetPort) collect received bytes in one buffer that is trimmed
+ * only when a frame for the pending request is found in it, and is never cleared
+ * between requests. Whatever a failed request left there (a frame with another
+ * unit id, the head of a truncated frame, noise, a late answer) is scanned again
+ * with the next request's bytes: a frame left over from one request could be
+ * taken as the answer to the next (another unit's frame with this unit's id, or a
+ * late answer to an earlier read of the same length), or be glued to the head
+ * of the real answer and fail its CRC. So every request starts from an empty
+ * buffer: nothing received before a request was sent can be its answer.
+ * (A private field of modbus-serial 8: checked here, so that a change to it fails
+ * the open loudly instead of silently bringing the bug back.)
+ */
+function discardStaleInput(client: ModbusClient): void {
+  const port = (client as unknown as { _port?: unknown })._port;
+  if (!isRtuPort(port)) {
+    throw new GuardianError('GUARDIAN_E_INTERNAL', 'modbus-serial RTU port has no receive buffer to clear (modbus-serial internals changed)');
+  }
+  const write = port.write.bind(port);
+  port.write = (data: Buffer): void => {
+    port._buffer = Buffer.alloc(0);
+    write(data);
+  };
 }

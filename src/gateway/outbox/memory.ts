@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
 import type { UpstreamMessage } from '../../core/types.js';
-import type { Outbox, OutboxEntry, OutboxStats } from './outbox.js';
+import { ALL_IDS, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
 
 const DROP_LOG_INTERVAL_MS = 10_000;
 
@@ -16,6 +16,7 @@ export class MemoryOutbox implements Outbox {
   private head = 0;
   private readonly inFlight = new Map<number, OutboxEntry>();
   private dropped = 0;
+  private unreported = 0;
   private droppedSinceLog = 0;
   private lastDropLog = Number.NEGATIVE_INFINITY;
   private readonly listeners: (() => void)[] = [];
@@ -39,6 +40,7 @@ export class MemoryOutbox implements Outbox {
     while (this.pendingCount() + this.inFlight.size > this.maxMessages && this.pendingCount() > 0) {
       this.head += 1;
       this.dropped += 1;
+      this.unreported += 1;
       this.droppedSinceLog += 1;
     }
     this.compact();
@@ -46,13 +48,22 @@ export class MemoryOutbox implements Outbox {
     for (const listener of this.listeners) listener();
   }
 
-  take(max: number): OutboxEntry[] {
-    const end = Math.min(this.pending.length, this.head + max);
-    const out = this.pending.slice(this.head, end);
-    this.head = end;
+  take(max: number, range: IdRange = ALL_IDS): OutboxEntry[] {
+    const out: OutboxEntry[] = [];
+    const rest: OutboxEntry[] = [];
+    for (let i = this.head; i < this.pending.length; i++) {
+      const entry = this.pending[i] as OutboxEntry;
+      if (out.length < max && entry.id >= range.from && entry.id <= range.to) out.push(entry);
+      else rest.push(entry);
+    }
+    this.pending = rest;
+    this.head = 0;
     for (const entry of out) this.inFlight.set(entry.id, entry);
-    this.compact();
     return out;
+  }
+
+  lastId(): number {
+    return this.nextId - 1;
   }
 
   ack(id: number): void {
@@ -95,6 +106,14 @@ export class MemoryOutbox implements Outbox {
       if (oldest === undefined || entry.enqueuedAt < oldest) oldest = entry.enqueuedAt;
     }
     return { pending: this.pendingCount(), inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
+  }
+
+  unreportedDrops(): number {
+    return this.unreported;
+  }
+
+  markDropsReported(count: number): void {
+    this.unreported = Math.max(0, this.unreported - count);
   }
 
   onAppend(listener: () => void): void {

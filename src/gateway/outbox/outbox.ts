@@ -7,6 +7,14 @@ export interface OutboxEntry {
   readonly enqueuedAt: number;
 }
 
+/** Ids from `from` to `to`, inclusive. */
+export interface IdRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export const ALL_IDS: IdRange = { from: 1, to: Number.MAX_SAFE_INTEGER };
+
 export interface OutboxStats {
   readonly pending: number;
   readonly inFlight: number;
@@ -27,12 +35,21 @@ export interface Outbox {
   /** The last stored sequence number of each device, to continue numbering after a restart. */
   sequences(): Map<string, number>;
   append(message: UpstreamMessage): void;
-  /** Up to `max` entries that are neither acknowledged nor in flight, oldest first. */
-  take(max: number): OutboxEntry[];
+  /**
+   * Up to `max` entries that are neither acknowledged nor in flight, oldest first;
+   * with a range, only entries whose id lies in it (the backlog and live lanes).
+   */
+  take(max: number, range?: IdRange): OutboxEntry[];
+  /** The highest id stored so far (0 when none): the boundary between backlog and live data. */
+  lastId(): number;
   ack(id: number): void;
   /** Return in-flight entries to the head of the queue. */
   release(ids: readonly number[]): void;
   stats(): OutboxStats;
+  /** Drops not yet reported upstream (survives restarts where the store does). */
+  unreportedDrops(): number;
+  /** `count` drops were reported and acknowledged upstream. */
+  markDropsReported(count: number): void;
   /** Called (synchronously) after each append. */
   onAppend(listener: () => void): void;
   /** Commit what is staged, then release the store. */

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
 import type { MessageKind, UpstreamMessage } from '../../core/types.js';
-import type { Outbox, OutboxEntry, OutboxStats } from './outbox.js';
+import { ALL_IDS, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
 
 export interface SqliteOutboxOptions {
   /** The database file (in the state directory). */
@@ -70,12 +70,16 @@ export class SqliteOutbox implements Outbox {
   private staged: Staged[] = [];
   private acked: number[] = [];
   private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  private cursor = 0;
+  /** Per lane (keyed by the range's start): the highest id handed out by paging. */
+  private readonly cursors = new Map<string, number>();
+  private maxId = 0;
   private retry: OutboxEntry[] = [];
   private readonly inFlight = new Map<number, OutboxEntry>();
   private rows = 0;
   private bytes = 0;
   private dropped = 0;
+  /** Drops not yet reported upstream (durable, like `dropped`). */
+  private unreported = 0;
   private readonly listeners: (() => void)[] = [];
   private readonly now: () => number;
   private statements: ReturnType<SqliteOutbox['prepare']> | undefined;
@@ -105,8 +109,10 @@ export class SqliteOutbox implements Outbox {
     const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.rows = n;
     this.bytes = b;
-    const counter = db.prepare("SELECT value FROM counters WHERE name = 'dropped'").get() as { value: number } | undefined;
-    this.dropped = counter?.value ?? 0;
+    this.maxId = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | undefined)?.seq ?? 0;
+    const counter = (name: string): number => (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
+    this.dropped = counter('dropped');
+    this.unreported = counter('unreported');
     this.options.log.info({ path: this.options.path, pending: n, bytes: b }, 'outbox opened');
   }
 
@@ -126,22 +132,39 @@ export class SqliteOutbox implements Outbox {
     this.scheduleFlush();
   }
 
-  take(max: number): OutboxEntry[] {
-    const out = this.retry.splice(0, max);
-    if (out.length < max) {
-      const rows = this.requireStatements().page.all(this.cursor, max - out.length) as Row[];
+  take(max: number, range: IdRange = ALL_IDS): OutboxEntry[] {
+    const out: OutboxEntry[] = [];
+    this.retry = this.retry.filter((e) => {
+      if (out.length >= max || e.id < range.from || e.id > range.to) return true;
+      out.push(e);
+      return false;
+    });
+    // Page through the lane past its cursor; skip what is in flight or waiting in `retry`.
+    const key = `${range.from}-${range.to}`;
+    if (!this.cursors.has(key) && this.cursors.size > 8) this.cursors.clear(); // lanes of past connections
+    let after = Math.max(this.cursors.get(key) ?? 0, range.from - 1);
+    const queued = new Set(this.retry.map((e) => e.id));
+    while (out.length < max) {
+      const rows = this.requireStatements().page.all(after, range.to, max - out.length) as Row[];
+      if (rows.length === 0) break;
       for (const row of rows) {
+        after = row.id;
+        if (this.inFlight.has(row.id) || queued.has(row.id)) continue;
         const message: UpstreamMessage = {
           kind: row.kind, payload: row.payload,
           ...(row.device === null ? {} : { device: row.device }),
           ...(row.seq === null ? {} : { seq: row.seq }),
         };
         out.push({ id: row.id, message, enqueuedAt: row.enqueued_at });
-        this.cursor = row.id;
       }
     }
+    this.cursors.set(key, after);
     for (const entry of out) this.inFlight.set(entry.id, entry);
     return out;
+  }
+
+  lastId(): number {
+    return this.maxId;
   }
 
   ack(id: number): void {
@@ -181,11 +204,11 @@ export class SqliteOutbox implements Outbox {
       this.requireDb().transaction(() => {
         for (const { message, enqueuedAt } of staged) {
           const size = Buffer.byteLength(message.payload);
-          s.insert.run(message.kind, message.device ?? null, message.seq ?? null, message.payload, size, enqueuedAt);
+          this.maxId = Number(s.insert.run(message.kind, message.device ?? null, message.seq ?? null, message.payload, size, enqueuedAt).lastInsertRowid);
           addedBytes += size;
           if (message.device !== undefined && message.seq !== undefined) s.seq.run(message.device, message.seq);
         }
-        if (this.stagedDrops > 0) s.countDrops.run(this.stagedDrops);
+        if (this.stagedDrops > 0) s.countDrops.run(this.stagedDrops, this.stagedDrops);
         for (const id of acked) {
           const row = s.remove.get(id) as { bytes: number } | undefined;
           if (row !== undefined) {
@@ -229,11 +252,12 @@ export class SqliteOutbox implements Outbox {
       insert: db.prepare('INSERT INTO outbox (kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)'),
       seq: db.prepare('INSERT INTO sequences (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)'),
       remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
-      page: db.prepare('SELECT id, kind, device, seq, payload, enqueued_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?'),
+      page: db.prepare('SELECT id, kind, device, seq, payload, enqueued_at FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?'),
       oldest: db.prepare('SELECT min(enqueued_at) AS t FROM outbox'),
       dropOldest: db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) RETURNING id, bytes'),
       dropOlderThan: db.prepare('DELETE FROM outbox WHERE enqueued_at < ? RETURNING id, bytes'),
-      countDrops: db.prepare("INSERT INTO counters (name, value) VALUES ('dropped', ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"),
+      countDrops: db.prepare("INSERT INTO counters (name, value) VALUES ('dropped', ?), ('unreported', ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"),
+      setCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
     };
   }
 
@@ -247,7 +271,7 @@ export class SqliteOutbox implements Outbox {
         if (batch.length === 0) break;
         dropped.push(...batch);
       }
-      if (dropped.length > 0) s.countDrops.run(dropped.length);
+      if (dropped.length > 0) s.countDrops.run(dropped.length, dropped.length);
     })();
     if (dropped.length === 0) return;
     for (const row of dropped) {
@@ -262,10 +286,20 @@ export class SqliteOutbox implements Outbox {
 
   private reportDrops(count: number, why: string): void {
     this.dropped += count;
+    this.unreported += count;
     const err = new GuardianError('GUARDIAN_E_OUTBOX_DROPPED', `${why}: dropped ${count} oldest messages`, {
       dropped: count, droppedTotal: this.dropped, maxBytes: this.options.maxBytes, maxAgeMs: this.options.maxAgeMs,
     });
     this.options.log.warn({ err }, err.message);
+  }
+
+  unreportedDrops(): number {
+    return this.unreported;
+  }
+
+  markDropsReported(count: number): void {
+    this.unreported = Math.max(0, this.unreported - count);
+    this.requireStatements().setCounter.run('unreported', this.unreported);
   }
 
   private scheduleFlush(): void {
