@@ -56,7 +56,7 @@ const EXPECTED: Record<string, Record<string, number>> = {
   healthy: { h0: 2222, h1: 2223 },
 };
 const INTERVAL = 100;
-const BAD_TIMEOUT = 150;
+const BAD_TIMEOUT = 250;
 
 const holding = (name: string, address: number): Record<string, unknown> => ({ name, table: 'holding', address, type: 'uint16' });
 
@@ -155,7 +155,7 @@ void t.test('RTU: one unit times out, answers exceptions or garbage; each is det
         name: 'bad', unitId: BAD_UNIT, pollIntervalMs: INTERVAL, timeoutMs: BAD_TIMEOUT, retries: 1, maxGap: 0, backoff: { initialMs: 300, maxMs: 600 },
         points: [holding('a0', 0), holding('a1', 1), holding('b0', 10), holding('b1', 11)],
       },
-      { name: 'healthy', unitId: HEALTHY_UNIT, pollIntervalMs: INTERVAL, timeoutMs: 300, retries: 0, points: [holding('h0', 0), holding('h1', 1)] },
+      { name: 'healthy', unitId: HEALTHY_UNIT, pollIntervalMs: INTERVAL, timeoutMs: 1000, retries: 0, points: [holding('h0', 0), holding('h1', 1)] },
     ],
   });
   const logs = captureLogger();
@@ -178,6 +178,8 @@ void t.test('RTU: one unit times out, answers exceptions or garbage; each is det
     .filter((x) => x.quality === 'good' && x.value !== EXPECTED[r.device]?.[x.point])
     .map((x) => ({ device: r.device, ts: r.ts, point: x.point, value: x.value })));
   t.same(wrong, [], 'every good reading is the configured value of its own device and point');
+  if (wrong.length > 0) t.comment(device.output());
+  if (wrong.length > 0) t.comment(JSON.stringify(logs.lines.filter((l) => Math.abs(Number(l['time']) - (wrong[0]?.ts ?? 0)) < 1500).map((l) => [l['time'], l.msg])));
 
   // the healthy unit: never a bad reading, and it kept polling at (most of) its rate
   const healthy = run.of('healthy');

@@ -36,7 +36,7 @@ t.test('health telemetry: system, outbox, devices and upstream figures on the he
   t.equal(h.upstream.reconnects, 0);
   t.match(h.version, /^\d+\.\d+\.\d+$/);
   t.ok(h.uptimeS >= 1);
-  t.ok(h.devices['alive']!.polls >= 5, `alive polled ${h.devices['alive']!.polls} times in the interval`);
+  t.ok(h.devices['alive']!.polls >= 2, `alive polled ${h.devices['alive']!.polls} times in the interval`);
   t.equal(h.devices['alive']!.successRate, 1);
   t.equal(h.devices['alive']!.lastError, null);
   t.equal(h.devices['silent']!.successRate, 0);
