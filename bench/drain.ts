@@ -1,0 +1,628 @@
+// Benchmark: outage drain and SD-card wear of the durable outbox, real peers
+// (Mosquitto, pymodbus via test/fixtures/modbus_server.py), Guardian from dist/ as a child.
+//
+//   node --import tsx bench/drain.ts          (dist/ must be built: npm run build)
+//
+// stdout: one line per measurement (drain, sd-wear) and a verdict line; progress on stderr.
+// Exit code: 0 target met and nothing lost, 1 target missed or loss, 2 the bench itself failed.
+//
+// Phase "drain" (one Guardian process, gateway id bench-drain):
+//   - Guardian reaches the broker only through bench/link-proxy.ts, whose link is cut
+//     from the start; the subscriber (mqtt.js, MQTT 5, QoS 1, in this process) is
+//     connected to the broker directly the whole time.
+//   - Devices (DRAIN_POINTS (20) uint16 holding registers each, one read, every poll
+//     is a message), each on its own tcp bus:
+//       live:  DRAIN_LIVE_DEVICES (10) every DRAIN_LIVE_INTERVAL_MS (10) = 1,000 msg/s,
+//              on their own pymodbus process; polled throughout (the live traffic);
+//       burst: DRAIN_BURST_DEVICES (10) every DRAIN_BURST_INTERVAL_MS (1), on a second
+//              pymodbus process, only to fill the outbox quickly: that process is
+//              killed once the backlog is reached (each burst device then reports one
+//              failed poll and backs off for 30-60 s, its device/bus backoff).
+//   - Accumulate: `guardian status --config FILE --json` (reads the outbox read-only)
+//     is polled until it shows >= DRAIN_BACKLOG (100,000) messages.
+//   - Snapshot (the outbox read-only: rows, highest seq per device; /proc/PID/io;
+//     file sizes), then the link goes up. Drain time = link-up until every seq up to
+//     each device's snapshot maximum has arrived at the subscriber (the reconnect
+//     wait, at most upstream.mqtt.reconnect.maxMs = 500 ms here, is included and
+//     also shown on its own). Drain rate = backlog rows / drain time. Live = messages
+//     with a seq above the snapshot: produced (the outbox's sequences) and delivered
+//     during the drain, with their latency (receipt - body ts, 1 ms resolution).
+//   - Disk: /proc/PID/io write_bytes (bytes the process caused to be sent to the
+//     block layer, counted when a page cache page is dirtied) from Guardian's start
+//     to the snapshot / rows appended x 1,000; also wchar (all write() calls) minus
+//     what Guardian wrote to its stdout/stderr pipe (its log), i.e. SQLite's writes.
+//   - Zero loss: Guardian is stopped (SIGTERM; it drains while the link is up), then
+//     the outbox's sequences table gives each device's last seq: every seq from 1 to it
+//     must have arrived (or still be in the outbox: "left"); duplicates are counted.
+// Phase "sdwear" (a fresh Guardian, fresh state dir, link up, gateway id bench-sdwear):
+//   SDWEAR_DEVICES (10) devices x 20 points every 1 s, default config otherwise; after
+//   SDWEAR_WARMUP_S (5) s a SDWEAR_S (30) s window of write_bytes, extrapolated to an
+//   hour, and the growth of outbox.db + outbox.db-wal.
+//
+// Knobs: BENCH_PHASES=drain,sdwear; BENCH_CONFIG_PATCH='{"outbox":{"commitIntervalMs":100}}'
+// (JSON deep-merged into both Guardian configs, e.g. {"upstream":{"mqtt":{"queue":{"maxInFlight":1000}}}});
+// BENCH_CPU_PROFILE=DIR runs the drain-phase Guardian with --cpu-prof and also writes
+// guardian-drain.fill.cpuprofile (the last 10 s of filling) and guardian-drain.drain.cpuprofile (the drain window) (summarise
+// with bench/profile-summary.ts); BENCH_GUARDIAN_ROOT=DIR runs another Guardian install
+// (bin/, dist/, config/, package.json); BENCH_KEEP=1 keeps the temp dir (configs,
+// Guardian logs); BENCH_MOSQUITTO_CONF='line;line' adds broker config lines;
+// BENCH_BUILD=1 runs npm run build first (otherwise a stale dist/ is only warned about).
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
+import type { Test } from 'tap';
+import { startModbusServer } from '../test/fixtures/pymodbus.js';
+import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
+import { sleep } from '../test/fixtures/ports.js';
+import {
+  CpuMeter, ROOT, cleanup, distIsStale, envNum, exited, fileSize, fmt, installCleanup, ioDelta, makeLog, memKB,
+  onTeardown, percentile, procIo, startLinkProxy, startMosquitto, stopChild, track, trackPid, type ProcIo,
+} from './lib.js';
+
+const log = makeLog('drain');
+const BACKLOG = envNum('DRAIN_BACKLOG', 100_000);
+const POINTS = envNum('DRAIN_POINTS', 20);
+const LIVE_DEVICES = envNum('DRAIN_LIVE_DEVICES', 10);
+const LIVE_INTERVAL_MS = envNum('DRAIN_LIVE_INTERVAL_MS', 10);
+const BURST_DEVICES = envNum('DRAIN_BURST_DEVICES', 10);
+const BURST_INTERVAL_MS = envNum('DRAIN_BURST_INTERVAL_MS', 1);
+const ACCUMULATE_TIMEOUT_S = envNum('DRAIN_ACCUMULATE_TIMEOUT_S', 300);
+const DRAIN_TIMEOUT_S = envNum('DRAIN_TIMEOUT_S', 120);
+const SDWEAR_DEVICES = envNum('SDWEAR_DEVICES', 10);
+const SDWEAR_INTERVAL_MS = envNum('SDWEAR_INTERVAL_MS', 1000);
+const SDWEAR_WARMUP_S = envNum('SDWEAR_WARMUP_S', 5);
+const SDWEAR_S = envNum('SDWEAR_S', 30);
+const TARGET_RATE = envNum('DRAIN_TARGET', 5000);
+const PHASES = (process.env['BENCH_PHASES'] ?? 'drain,sdwear').split(',');
+const CONFIG_PATCH = JSON.parse(process.env['BENCH_CONFIG_PATCH'] ?? '{}') as Record<string, unknown>;
+const CPU_PROFILE_DIR = process.env['BENCH_CPU_PROFILE'];
+const GUARDIAN_ROOT = process.env['BENCH_GUARDIAN_ROOT'] ?? ROOT;
+const KEEP = process.env['BENCH_KEEP'] === '1';
+const MOSQUITTO_EXTRA = (process.env['BENCH_MOSQUITTO_CONF'] ?? '').split(';').map((s) => s.trim()).filter((s) => s !== '');
+
+const KB = (b: number): string => `${fmt(b / 1024)} KB`;
+const MB = (b: number, digits = 1): string => `${fmt(b / 1e6, digits)} MB`;
+
+// ---- per-device sequence bookkeeping at the subscriber ----
+class Seqs {
+  private counts = new Uint8Array(1024);
+  /** Highest seq received */
+  max = 0;
+  /** Returns true the first time a seq arrives. */
+  add(seq: number): boolean {
+    if (seq >= this.counts.length) {
+      let size = this.counts.length;
+      while (size <= seq) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.counts);
+      this.counts = grown;
+    }
+    const before = this.counts[seq] ?? 0;
+    if (before < 255) this.counts[seq] = before + 1;
+    if (seq > this.max) this.max = seq;
+    return before === 0;
+  }
+
+  has(seq: number): boolean {
+    return (this.counts[seq] ?? 0) > 0;
+  }
+
+  /** Seqs in 1..upTo that never arrived. */
+  missing(upTo: number): number[] {
+    const out: number[] = [];
+    for (let s = 1; s <= upTo; s++) if (!this.has(s)) out.push(s);
+    return out;
+  }
+}
+
+interface Watch {
+  seqs: Map<string, Seqs>;
+  telemetry: number;
+  other: number;
+  duplicates: number;
+  malformed: number;
+  firstAt: number | undefined;
+  onTelemetry?: (device: string, seq: number, ts: number, first: boolean, now: number) => void;
+}
+
+const PREFIX = /^\{"seq":(\d+),"ts":(\d+),/;
+const watches = new Map<string, Watch>();
+
+function watch(gatewayId: string): Watch {
+  const w: Watch = { seqs: new Map(), telemetry: 0, other: 0, duplicates: 0, malformed: 0, firstAt: undefined };
+  watches.set(gatewayId, w);
+  return w;
+}
+
+function onMessage(topic: string, payload: Buffer): void {
+  const now = Date.now();
+  const parts = topic.split('/'); // guardian/<gatewayId>/<device>/telemetry | guardian/<gatewayId>/health | .../state
+  const w = watches.get(parts[1] ?? '');
+  if (w === undefined) return;
+  if (parts.length !== 4 || parts[3] !== 'telemetry') {
+    if (parts[2] !== 'state') w.other += 1;
+    return;
+  }
+  w.firstAt ??= now;
+  const device = parts[2] ?? '';
+  const m = PREFIX.exec(payload.toString('latin1', 0, Math.min(64, payload.length)));
+  if (m === null) { w.malformed += 1; return; }
+  const seq = Number(m[1]);
+  let s = w.seqs.get(device);
+  if (s === undefined) { s = new Seqs(); w.seqs.set(device, s); }
+  const first = s.add(seq);
+  w.telemetry += 1;
+  if (!first) w.duplicates += 1;
+  w.onTelemetry?.(device, seq, Number(m[2]), first, now);
+}
+
+// ---- Guardian ----
+interface DeviceSpec { name: string; port: number; unit: number; intervalMs: number; quietAfterFailure: boolean }
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    const b = out[k];
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+function guardianConfig(gatewayId: string, stateDir: string, url: string, devices: DeviceSpec[]): string {
+  const points = Array.from({ length: POINTS }, (_, i) => ({ name: `r${i}`, table: 'holding', address: i, type: 'uint16' }));
+  const quiet = { initialMs: 60_000, maxMs: 60_000 };
+  const config = {
+    version: 1,
+    gateway: { id: gatewayId, stateDir, logLevel: 'info', shutdownTimeoutMs: 60_000 },
+    upstream: { mqtt: { url, reconnect: { initialMs: 100, maxMs: 500 } } },
+    buses: devices.map((d) => ({
+      name: `bus-${d.name}`, type: 'tcp', host: '127.0.0.1', port: d.port,
+      ...(d.quietAfterFailure ? { reconnect: quiet } : {}),
+      devices: [{
+        name: d.name, unitId: d.unit, pollIntervalMs: d.intervalMs, timeoutMs: 1000, points,
+        ...(d.quietAfterFailure ? { backoff: quiet } : {}),
+      }],
+    })),
+  };
+  return JSON.stringify(deepMerge(config, CONFIG_PATCH), null, 1); // YAML 1.2 is a superset of JSON
+}
+
+interface Guardian {
+  child: ChildProcess;
+  pid: number;
+  config: string;
+  stateDir: string;
+  /** bytes Guardian wrote to its stdout/stderr (its log) */
+  logBytes(): number;
+  tail(lines?: number): string;
+  alive(): void;
+}
+
+function startGuardian(dir: string, gatewayId: string, url: string, devices: DeviceSpec[], profile: boolean): Guardian {
+  const stateDir = path.join(dir, `${gatewayId}-state`);
+  const config = path.join(dir, `${gatewayId}.yaml`);
+  writeFileSync(config, guardianConfig(gatewayId, stateDir, url, devices));
+  const prof = profile && CPU_PROFILE_DIR !== undefined
+    ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROFILE_DIR}`, `--cpu-prof-name=guardian-${gatewayId.replace(/^bench-/, '')}.cpuprofile`] : [];
+  // stdout/stderr to a pipe, not a file: Guardian's own write_bytes is then its state dir alone
+  const child = track(spawn(process.execPath, [...prof, path.join(GUARDIAN_ROOT, 'bin', 'guardian.js'), 'run', '--config', config], {
+    cwd: GUARDIAN_ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+  }));
+  if (child.pid === undefined) throw new Error('guardian: spawn failed');
+  let bytes = 0;
+  let tail = '';
+  const logFile = path.join(dir, `${gatewayId}.log`);
+  const onData = (d: Buffer): void => {
+    bytes += d.length;
+    tail = (tail + d.toString()).slice(-200_000);
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const keepLog = (): void => { writeFileSync(logFile, tail); };
+  onTeardown(async () => { await stopChild(child, 10_000); if (KEEP) keepLog(); });
+  const g: Guardian = {
+    child, pid: child.pid, config, stateDir,
+    logBytes: () => bytes,
+    tail: (lines = 20) => tail.split('\n').slice(-lines - 1).join('\n'),
+    alive: () => {
+      if (exited(child)) throw new Error(`guardian ${gatewayId} exited (${String(child.exitCode ?? child.signalCode)}); log:\n${g.tail()}`);
+    },
+  };
+  return g;
+}
+
+const execFileAsync = promisify(execFile);
+
+interface StatusJson { outbox: { messages: number; bytes: number; dropped: number } | null }
+
+/** `guardian status --config FILE --json`: the outbox as the CLI sees it (read-only). */
+async function guardianStatus(config: string): Promise<StatusJson> {
+  const { stdout } = await execFileAsync(process.execPath, [path.join(GUARDIAN_ROOT, 'bin', 'guardian.js'), 'status', '--config', config, '--json'], { cwd: GUARDIAN_ROOT });
+  return JSON.parse(stdout) as StatusJson;
+}
+
+/** Read the outbox read-only (like `guardian status`), with the figures the bench needs. */
+function readOutbox(stateDir: string): { rows: number; bytes: number; dropped: number; maxSeq: Map<string, number>; sequences: Map<string, number>; seqRows: (device: string) => Set<number> } {
+  const db = new Database(path.join(stateDir, 'outbox.db'), { readonly: true, fileMustExist: true });
+  try {
+    const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
+    const dropped = (db.prepare("SELECT value FROM counters WHERE name = 'dropped'").get() as { value: number } | undefined)?.value ?? 0;
+    const maxSeq = new Map((db.prepare("SELECT device, max(seq) AS s FROM outbox WHERE kind = 'telemetry' GROUP BY device").all() as { device: string; s: number }[]).map((r) => [r.device, r.s]));
+    const sequences = new Map((db.prepare('SELECT device, seq FROM sequences').all() as { device: string; seq: number }[]).map((r) => [r.device, r.seq]));
+    const left = new Map<string, Set<number>>();
+    for (const r of db.prepare("SELECT device, seq FROM outbox WHERE kind = 'telemetry'").all() as { device: string; seq: number }[]) {
+      let s = left.get(r.device);
+      if (s === undefined) { s = new Set(); left.set(r.device, s); }
+      s.add(r.seq);
+    }
+    return { rows: n, bytes: b, dropped, maxSeq, sequences, seqRows: (device) => left.get(device) ?? new Set() };
+  } finally {
+    db.close();
+  }
+}
+
+function dbFiles(stateDir: string): { db: number; wal: number } {
+  const f = path.join(stateDir, 'outbox.db');
+  return { db: fileSize(f), wal: fileSize(`${f}-wal`) };
+}
+
+// ---- peers ----
+const tShim = { teardown: (fn: () => unknown) => { onTeardown(fn); } } as unknown as Test;
+
+async function startModbus(units: number): Promise<ModbusServer> {
+  const map: UnitMap = {};
+  for (let u = 1; u <= units; u++) map[u] = { holding: { 0: Array.from({ length: POINTS }, (_, i) => (i * 257 + u) & 0xffff) } };
+  const server = await startModbusServer(tShim, { mode: 'tcp', units: map });
+  trackPid(server.pid());
+  return server;
+}
+
+// ---- CPU profile: keep only the drain window's samples ----
+interface CpuProfile { startTime: number; endTime: number; samples: number[]; timeDeltas: number[]; nodes: unknown[] }
+
+/** V8's profile clock and process.hrtime are both CLOCK_MONOTONIC (microseconds here). */
+function trimProfile(file: string, label: string, fromUs: number, toUs: number): { out: string; kept: number; total: number; endSkewMs: number } {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const samples: number[] = [];
+  const deltas: number[] = [];
+  let t = p.startTime;
+  let last = fromUs;
+  p.samples.forEach((id, i) => {
+    t += p.timeDeltas[i] ?? 0;
+    if (t < fromUs || t > toUs) return;
+    samples.push(id);
+    deltas.push(t - last);
+    last = t;
+  });
+  const out = file.replace(/\.cpuprofile$/, `.${label}.cpuprofile`);
+  writeFileSync(out, JSON.stringify({ ...p, startTime: fromUs, endTime: toUs, samples, timeDeltas: deltas }));
+  return { out, kept: samples.length, total: p.samples.length, endSkewMs: (p.endTime - t) / 1000 };
+}
+
+const hrUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+// ---- phase: drain ----
+interface DrainResult {
+  backlog: number;
+  drainS: number;
+  reconnectS: number;
+  rate: number;
+  rateAfterConnect: number;
+  liveProducedRate: number;
+  liveDeliveredRate: number;
+  liveP50: number;
+  liveP99: number;
+  liveMax: number;
+  loss: number;
+  left: number;
+  duplicates: number;
+  dropped: number;
+  accumulateS: number;
+  accumulateRate: number;
+  diskPer1000: number;
+  writesPer1000: number;
+  drainDiskPer1000: number;
+  files: { db: number; wal: number };
+  filesEnd: { db: number; wal: number };
+  cpu: string;
+  others: number;
+  stoppedCleanly: boolean;
+}
+
+async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Promise<DrainResult> {
+  const live = await startModbus(LIVE_DEVICES);
+  const burst = BURST_DEVICES > 0 ? await startModbus(BURST_DEVICES) : undefined;
+  const proxy = await startLinkProxy(Number(new URL(brokerUrl).port), false);
+  const devices: DeviceSpec[] = [
+    ...Array.from({ length: LIVE_DEVICES }, (_, i) => ({ name: `live${String(i + 1).padStart(2, '0')}`, port: live.port, unit: i + 1, intervalMs: LIVE_INTERVAL_MS, quietAfterFailure: false })),
+    ...Array.from({ length: BURST_DEVICES }, (_, i) => ({ name: `burst${String(i + 1).padStart(2, '0')}`, port: burst?.port ?? 0, unit: i + 1, intervalMs: BURST_INTERVAL_MS, quietAfterFailure: true })),
+  ];
+  const gatewayId = 'bench-drain';
+  const w = watch(gatewayId);
+  log(`drain: ${LIVE_DEVICES} live devices @${LIVE_INTERVAL_MS} ms + ${BURST_DEVICES} burst devices @${BURST_INTERVAL_MS} ms, ${POINTS} points each; link cut; filling the outbox to ${fmt(BACKLOG)}`);
+  const g = startGuardian(dir, gatewayId, `mqtt://127.0.0.1:${proxy.port}`, devices, true);
+  const t0 = Date.now();
+  const hrStart = hrUs();
+  const io0 = procIo(g.pid);
+  const log0 = g.logBytes();
+
+  // accumulate, watching `guardian status --json`
+  let stored = 0;
+  let lastLog = 0;
+  for (;;) {
+    g.alive();
+    if (w.telemetry > 0) throw new Error('messages arrived while the link was cut');
+    const status = await guardianStatus(g.config).catch((err: unknown) => { log(`status: ${(err as Error).message.split('\n')[0] ?? ''}`); return undefined; });
+    stored = status?.outbox?.messages ?? stored;
+    const s = (Date.now() - t0) / 1000;
+    if (Date.now() - lastLog > 3000) {
+      lastLog = Date.now();
+      log(`  outbox ${fmt(stored)} messages after ${s.toFixed(1)} s (${fmt(stored / s)} msg/s), ${(status?.outbox?.bytes ?? 0) / 1e6 | 0} MB payload, dropped ${status?.outbox?.dropped ?? '?'}`);
+    }
+    if (stored >= BACKLOG) break;
+    if (s > ACCUMULATE_TIMEOUT_S) throw new Error(`only ${fmt(stored)} messages stored after ${ACCUMULATE_TIMEOUT_S} s; log:\n${g.tail()}`);
+    await sleep(stored > BACKLOG * 0.9 ? 300 : 1500); // each status call is a node process: not too often on a small machine
+  }
+  if (burst !== undefined) {
+    await burst.kill(); // the burst devices fall quiet (one failed poll each, then 30-60 s backoff)
+    await sleep(300);
+  }
+
+  // snapshot, then the link goes up
+  const hrSnap = hrUs();
+  const ioSnap = procIo(g.pid);
+  const rssSnap = memKB(g.pid);
+  const logSnap = g.logBytes();
+  const snap = readOutbox(g.stateDir);
+  const filesSnap = dbFiles(g.stateDir);
+  const accumulateS = (Date.now() - t0) / 1000;
+  let remaining = 0;
+  for (const [device, max] of snap.maxSeq) {
+    const s = w.seqs.get(device);
+    for (let seq = 1; seq <= max; seq++) if (s?.has(seq) !== true) remaining += 1;
+  }
+  const telemetryRows = [...snap.maxSeq.values()].reduce((a, b) => a + b, 0);
+  log(`snapshot: ${fmt(snap.rows)} rows (${fmt(telemetryRows)} telemetry by seq, ${snap.dropped} dropped) in ${accumulateS.toFixed(1)} s; `
+    + `outbox.db ${MB(filesSnap.db)} + wal ${MB(filesSnap.wal)}; guardian write_bytes ${MB(ioDelta(io0, ioSnap).writeBytes)}, rss ${(rssSnap.rss / 1024).toFixed(0)} MB; link up`);
+  let tFirst: number | undefined;
+  let tDone: number | undefined;
+  let hrDone = 0;
+  const latencies: number[] = [];
+  let liveDelivered = 0;
+  let deliveredInWindow = 0;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => { resolveDone = resolve; });
+  w.onTelemetry = (device, seq, ts, first, now) => {
+    if (tDone !== undefined) return;
+    tFirst ??= now;
+    deliveredInWindow += 1;
+    const snapMax = snap.maxSeq.get(device) ?? 0;
+    if (seq > snapMax) {
+      liveDelivered += 1;
+      latencies.push(now - ts);
+    } else if (first) {
+      remaining -= 1;
+      if (remaining === 0) {
+        tDone = now;
+        hrDone = hrUs();
+        resolveDone();
+      }
+    }
+  };
+  const meter = new CpuMeter([g.pid, brokerPid, live.pid() ?? -1, proxy.pid]);
+  const hrUp = hrUs();
+  await proxy.up();
+  const tUp = Date.now();
+  const deadline = tUp + DRAIN_TIMEOUT_S * 1000;
+  const progress = setInterval(() => {
+    const s = (Date.now() - tUp) / 1000;
+    log(`  ${s.toFixed(1)} s after link-up: ${fmt(remaining)} of the backlog still to arrive, ${fmt(deliveredInWindow)} delivered (${fmt(deliveredInWindow / s)} msg/s)`);
+  }, 2000);
+  try {
+    while (tDone === undefined) {
+      g.alive();
+      if (Date.now() > deadline) throw new Error(`drain: ${fmt(remaining)} backlog messages still missing ${DRAIN_TIMEOUT_S} s after link-up; log:\n${g.tail()}`);
+      await Promise.race([done, sleep(200)]);
+    }
+  } finally {
+    clearInterval(progress);
+  }
+  const cpu = meter.read();
+  const ioDone = procIo(g.pid);
+  const rss = memKB(g.pid);
+  const atDone = readOutbox(g.stateDir);
+  const drainS = (tDone - tUp) / 1000;
+  const reconnectS = ((tFirst ?? tDone) - tUp) / 1000;
+  let produced = 0;
+  for (const [device, seq] of atDone.sequences) produced += seq - (snap.maxSeq.get(device) ?? 0);
+  const names = ['guardian', 'mosquitto', 'pymodbus(live)', 'link-proxy'];
+  const pids = [g.pid, brokerPid, live.pid() ?? -1, proxy.pid];
+  const cpuText = `${names.map((n, i) => `${n} ${(cpu.pct.get(pids[i] as number) ?? NaN).toFixed(0)}%`).join(', ')}, bench+subscriber ${cpu.self.toFixed(0)}%`;
+  log(`drain done: ${drainS.toFixed(2)} s after link-up (first message after ${reconnectS.toFixed(2)} s); cpu ${cpuText}, other processes ${cpu.others.toFixed(0)}% (of ${os.cpus().length * 100}%); guardian rss ${(rss.rss / 1024).toFixed(0)} MB hwm ${(rss.hwm / 1024).toFixed(0)} MB; outbox ${fmt(atDone.rows)} rows`);
+
+  // zero loss: stop Guardian (it drains while the link is up), then compare with its sequences table
+  await sleep(1000);
+  const hrStop = hrUs();
+  await stopChild(g.child, 60_000);
+  const stoppedCleanly = g.child.exitCode === 0;
+  if (!stoppedCleanly) log(`guardian exit ${String(g.child.exitCode ?? g.child.signalCode)}; log:\n${g.tail()}`);
+  const final = readOutbox(g.stateDir);
+  const filesEnd = dbFiles(g.stateDir);
+  let loss = 0;
+  let left = 0;
+  const lossDeadline = Date.now() + 5000;
+  for (;;) {
+    loss = 0;
+    left = 0;
+    for (const [device, last] of final.sequences) {
+      const inOutbox = final.seqRows(device);
+      for (const seq of (w.seqs.get(device) ?? new Seqs()).missing(last)) {
+        if (inOutbox.has(seq)) left += 1;
+        else loss += 1;
+      }
+    }
+    if (loss === 0 || Date.now() > lossDeadline) break;
+    await sleep(200); // the broker may still be delivering the last acknowledged messages
+  }
+  log(`stopped: ${final.sequences.size} devices, last seqs ${[...final.sequences.values()].reduce((a, b) => a + b, 0)} in total; `
+    + `received ${fmt(w.telemetry)} telemetry (${fmt(w.duplicates)} duplicates, ${w.malformed} malformed) + ${w.other} health/failure; `
+    + `missing ${loss}, still in the outbox ${left} (${final.rows} rows), dropped ${final.dropped}; outbox.db ${MB(filesEnd.db)} + wal ${MB(filesEnd.wal)}`);
+
+  if (CPU_PROFILE_DIR !== undefined) {
+    await sleep(500);
+    const file = path.join(CPU_PROFILE_DIR, 'guardian-drain.cpuprofile');
+    try {
+      const f = trimProfile(file, 'fill', Math.max(hrStart, hrSnap - 10e6), hrSnap);
+      const t = trimProfile(file, 'drain', hrUp, hrDone);
+      log(`cpu profile: ${file}; last 10 s of the fill: ${f.out} (${f.kept} samples); drain window: ${t.out} (${t.kept} of ${t.total} samples; `
+        + `last sample ${((hrUs() - hrStop) / 1000).toFixed(0)} ms after SIGTERM minus ${t.endSkewMs.toFixed(0)} ms)`);
+    } catch (err) {
+      log(`cpu profile: ${(err as Error).message}`);
+    }
+  }
+
+  const acc = ioDelta(io0, ioSnap);
+  const drainIo = ioDelta(ioSnap, ioDone);
+  const sorted = latencies.sort((a, b) => a - b);
+  return {
+    backlog: snap.rows, drainS, reconnectS,
+    rate: snap.rows / drainS,
+    rateAfterConnect: snap.rows / Math.max(1e-3, drainS - reconnectS),
+    liveProducedRate: produced / drainS,
+    liveDeliveredRate: liveDelivered / drainS,
+    liveP50: percentile(sorted, 0.5), liveP99: percentile(sorted, 0.99), liveMax: sorted[sorted.length - 1] ?? NaN,
+    loss, left, duplicates: w.duplicates, dropped: final.dropped,
+    accumulateS, accumulateRate: snap.rows / accumulateS,
+    diskPer1000: (acc.writeBytes / snap.rows) * 1000,
+    writesPer1000: ((acc.wchar - (logSnap - log0)) / snap.rows) * 1000,
+    drainDiskPer1000: (drainIo.writeBytes / deliveredInWindow) * 1000,
+    files: filesSnap, filesEnd,
+    cpu: cpuText, others: cpu.others, stoppedCleanly,
+  };
+}
+
+// ---- phase: sd-wear ----
+interface WearResult {
+  seconds: number;
+  msgs: number;
+  writeBytes: number;
+  writes: number;
+  syscw: number;
+  filesStart: { db: number; wal: number };
+  filesEnd: { db: number; wal: number };
+  commitIntervalMs: string;
+}
+
+async function phaseWear(dir: string, brokerUrl: string): Promise<WearResult> {
+  const server = await startModbus(SDWEAR_DEVICES);
+  const devices: DeviceSpec[] = Array.from({ length: SDWEAR_DEVICES }, (_, i) => ({
+    name: `dev${String(i + 1).padStart(2, '0')}`, port: server.port, unit: i + 1, intervalMs: SDWEAR_INTERVAL_MS, quietAfterFailure: false,
+  }));
+  const gatewayId = 'bench-sdwear';
+  const w = watch(gatewayId);
+  log(`sd-wear: ${SDWEAR_DEVICES} devices x ${POINTS} points every ${SDWEAR_INTERVAL_MS} ms, link up; ${SDWEAR_WARMUP_S} s warm-up, ${SDWEAR_S} s window`);
+  const g = startGuardian(dir, gatewayId, brokerUrl, devices, false);
+  const deadline = Date.now() + 20_000;
+  while (w.seqs.size < SDWEAR_DEVICES) {
+    g.alive();
+    if (Date.now() > deadline) throw new Error(`sd-wear: only ${w.seqs.size}/${SDWEAR_DEVICES} devices published within 20 s; log:\n${g.tail()}`);
+    await sleep(50);
+  }
+  await sleep(SDWEAR_WARMUP_S * 1000);
+  g.alive();
+  const t0 = process.hrtime.bigint();
+  const io0 = procIo(g.pid);
+  const log0 = g.logBytes();
+  const files0 = dbFiles(g.stateDir);
+  const n0 = w.telemetry + w.other;
+  await sleep(SDWEAR_S * 1000);
+  g.alive();
+  const io1 = procIo(g.pid);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const files1 = dbFiles(g.stateDir);
+  const d: ProcIo = ioDelta(io0, io1);
+  const result: WearResult = {
+    seconds, msgs: w.telemetry + w.other - n0, writeBytes: d.writeBytes, writes: d.wchar - (g.logBytes() - log0), syscw: d.syscw,
+    filesStart: files0, filesEnd: files1,
+    commitIntervalMs: ((v: unknown) => (typeof v === 'number' ? String(v) : '0 (default)'))((CONFIG_PATCH['outbox'] as Record<string, unknown> | undefined)?.['commitIntervalMs']),
+  };
+  log(`sd-wear window: ${seconds.toFixed(1)} s, ${result.msgs} messages, write_bytes ${KB(d.writeBytes)}, write() ${KB(result.writes)} in ${d.syscw} calls (incl. log pipe), `
+    + `log ${KB(g.logBytes() - log0)}; outbox.db ${KB(files0.db)} -> ${KB(files1.db)}, wal ${KB(files0.wal)} -> ${KB(files1.wal)}`);
+  await stopChild(g.child, 10_000);
+  await server.kill();
+  return result;
+}
+
+// ---- main ----
+async function main(): Promise<number> {
+  installCleanup(log);
+  if (GUARDIAN_ROOT !== ROOT) log(`guardian from ${GUARDIAN_ROOT}`);
+  if (process.env['BENCH_BUILD'] === '1') execFileSync('npm', ['run', 'build'], { cwd: GUARDIAN_ROOT, stdio: ['ignore', process.stderr, process.stderr] });
+  else if (distIsStale(GUARDIAN_ROOT)) log('WARNING: dist/ is older than src/: measuring dist/ as last built (BENCH_BUILD=1 rebuilds)');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'guardian-drain-'));
+  chmodSync(dir, 0o755); // mosquitto drops to its own user when started as root
+  onTeardown(() => (KEEP ? log(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
+  if (CPU_PROFILE_DIR !== undefined) mkdirSync(CPU_PROFILE_DIR, { recursive: true });
+  log(`machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, state dirs under ${dir} (${execFileSync('df', ['--output=fstype', dir], { encoding: 'utf8' }).split('\n')[1]?.trim() ?? '?'})`
+    + (Object.keys(CONFIG_PATCH).length > 0 ? `; config patch ${JSON.stringify(CONFIG_PATCH)}` : ''));
+
+  const broker = await startMosquitto(dir, MOSQUITTO_EXTRA);
+  const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'bench-drain-subscriber', clean: true, reconnectPeriod: 0, properties: { receiveMaximum: 65535 } });
+  onTeardown(() => sub.endAsync(true));
+  sub.on('message', onMessage);
+  await sub.subscribeAsync('guardian/#', { qos: 1 });
+
+  let drain: DrainResult | undefined;
+  let wear: WearResult | undefined;
+  if (PHASES.includes('drain')) drain = await phaseDrain(dir, broker.url, broker.pid);
+  if (PHASES.includes('sdwear')) wear = await phaseWear(dir, broker.url);
+
+  let ok = true;
+  if (drain !== undefined) {
+    const d = drain;
+    process.stdout.write(`drain: ${fmt(d.backlog)} backlog in ${d.drainS.toFixed(1)} s = ${fmt(d.rate)} msg/s `
+      + `(link-up to last backlog message; reconnect ${d.reconnectS.toFixed(2)} s, ${fmt(d.rateAfterConnect)} msg/s after it) `
+      + `with live ${fmt(d.liveProducedRate)} msg/s (delivered ${fmt(d.liveDeliveredRate)} msg/s during the drain, latency p50 ${d.liveP50} p99 ${d.liveP99} max ${d.liveMax} ms) `
+      + `| loss ${d.loss}${d.left > 0 ? ` (+${d.left} left in the outbox)` : ''} | duplicates ${d.duplicates} | dropped ${d.dropped} `
+      + `| disk ${KB(d.diskPer1000)} per 1,000 msgs buffered (write_bytes; SQLite write() ${KB(d.writesPer1000)}), ${KB(d.drainDiskPer1000)} per 1,000 drained `
+      + `| outbox.db ${MB(d.files.db)} + wal ${MB(d.files.wal)} at the snapshot (${MB(d.filesEnd.db)} + ${MB(d.filesEnd.wal)} after the drain) `
+      + `| filled at ${fmt(d.accumulateRate)} msg/s\n`);
+    ok &&= d.rate >= TARGET_RATE && d.loss === 0 && d.left === 0 && d.dropped === 0 && d.stoppedCleanly;
+  }
+  if (wear !== undefined) {
+    const x = wear;
+    const perHour = (b: number): number => (b / x.seconds) * 3600;
+    const size = (f: { db: number; wal: number }): number => f.db + f.wal;
+    process.stdout.write(`sd-wear: ${SDWEAR_DEVICES} devices × ${POINTS} points @${SDWEAR_INTERVAL_MS / 1000} s: ${MB(perHour(x.writeBytes))}/hour written `
+      + `(write_bytes over ${x.seconds.toFixed(0)} s; SQLite write() ${MB(perHour(x.writes))}/hour; ${KB((x.writeBytes / Math.max(1, x.msgs)) * 1000)} per 1,000 msgs at ${(x.msgs / x.seconds).toFixed(1)} msg/s) `
+      + `| outbox.db+wal ${MB(size(x.filesEnd), 2)} (${size(x.filesEnd) >= size(x.filesStart) ? '+' : ''}${MB(size(x.filesEnd) - size(x.filesStart), 2)} in the window) `
+      + `| commitIntervalMs ${x.commitIntervalMs}\n`);
+  }
+  if (drain !== undefined) {
+    const d = drain;
+    const v = (b: boolean): string => (b ? 'ok' : 'MISSED');
+    process.stdout.write(`verdict: drain ${fmt(d.rate)} msg/s vs target >= ${fmt(TARGET_RATE)} msg/s: ${v(d.rate >= TARGET_RATE)} `
+      + `| zero loss: ${v(d.loss === 0 && d.left === 0 && d.dropped === 0)} | clean stop: ${v(d.stoppedCleanly)} `
+      + `| cpu during the drain: ${d.cpu}, other processes ${d.others.toFixed(0)}% (of ${os.cpus().length * 100}%)\n`);
+  }
+  return ok ? 0 : 1;
+}
+
+let code = 2;
+try {
+  code = await main();
+} catch (err) {
+  log(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+} finally {
+  await cleanup(log);
+}
+process.exit(code);
