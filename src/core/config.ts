@@ -100,6 +100,7 @@ export interface OutboxConfig {
   readonly commitIntervalMs: number;
   readonly synchronous: 'normal' | 'full';
   readonly drainRatePerS: number;
+  readonly policy: 'drop-oldest' | 'stop-polling';
 }
 
 export interface GatewayConfig {

@@ -41,6 +41,8 @@ export interface Component {
 
 /** A device protocol adapter: polls or listens and hands each poll's outcome to its sink. */
 export interface DownstreamAdapter extends Component {
+  /** Stop (true) or resume (false) reading devices, e.g. while the outbox is full. */
+  setPaused(paused: boolean): void;
   /** Per-device counters for health and status. */
   deviceStats(): readonly DeviceStats[];
 }

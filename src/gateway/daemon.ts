@@ -23,7 +23,7 @@ function createOutbox(config: GatewayConfig, log: Logger): Outbox {
   if (o.store === 'memory') return new MemoryOutbox(o.maxMessages, log);
   return new SqliteOutbox({
     path: join(config.gateway.stateDir, 'outbox.db'),
-    maxBytes: o.maxBytes, maxAgeMs: o.maxAgeMs, commitIntervalMs: o.commitIntervalMs, synchronous: o.synchronous, log,
+    maxBytes: o.maxBytes, maxAgeMs: o.maxAgeMs, commitIntervalMs: o.commitIntervalMs, synchronous: o.synchronous, policy: o.policy, log,
   });
 }
 
@@ -69,6 +69,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     this.log.info({ gateway: this.config.gateway.id, version: VERSION, buses: this.buses.length }, 'guardian starting');
+    this.outbox.onFullChange((full) => { for (const bus of this.buses) bus.setPaused(full); });
     this.outbox.open();
     this.pipeline.resume(this.outbox.sequences());
     const previous = this.failures.markRunning(process.pid, Date.now());

@@ -156,3 +156,17 @@ t.test('after an outage the backlog drains at the configured rate while live dat
   await assertComplete(t, r.sub, backlog + 20);
   await stop(t, gw);
 });
+
+t.test('policy stop-polling: at the bound polling pauses instead of dropping, and resumes as the link drains it', async (t) => {
+  const r = await rig(t, { pollIntervalMs: 20, outbox: { maxBytes: 8192, policy: 'stop-polling' }, linkUp: false });
+  const gw = await startGateway(t, r.config);
+  const full = await gw.waitForLog((l) => codeOf(l) === 'GUARDIAN_E_OUTBOX_FULL', 20_000);
+  t.match(full['msg'], /outbox full \(\d+ of 8192 bytes\): polling paused/);
+  r.link.up();
+  await gw.waitForLog((l) => l['msg'] === 'outbox below its bound again: polling resumes');
+  const highest = (await r.sub.waitFor((m) => m.topic === TOPIC && seqOf(m) >= 200, 20_000)) && 200;
+  await assertComplete(t, r.sub, highest);
+  t.notOk(gw.lines.some((l) => codeOf(l) === 'GUARDIAN_E_OUTBOX_DROPPED'), 'nothing was dropped');
+  t.notOk(r.sub.messages.some((m) => m.topic === 'guardian/gw-out/failure'), 'no drop report');
+  await stop(t, gw);
+});

@@ -81,6 +81,8 @@ const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
   { name: 'tls on a plain url', mutate: (d) => { mqtt(d)['tls'] = { ca: '/ca.pem' }; }, expect: ["upstream.mqtt.tls: needs an mqtts:// url (got 'mqtt://127.0.0.1:1883')"] },
   { name: 'client cert without key', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', cert: '/c' } }); }, expect: ['upstream.mqtt.tls: cert and key must be given together'] },
   { name: 'password in the config', mutate: (d) => { mqtt(d)['password'] = 'hunter2'; }, expect: ['upstream.mqtt.password: unknown key'] },
+  { name: 'stop-polling on the memory store', mutate: (d) => { d['outbox'] = { store: 'memory', policy: 'stop-polling' }; }, expect: ["outbox.policy: 'stop-polling' needs store 'sqlite' (the memory store always drops the oldest)"] },
+  { name: 'bad outbox policy', mutate: (d) => { d['outbox'] = { policy: 'drop-newest' }; }, expect: ["outbox.policy: must be one of 'drop-oldest', 'stop-polling' (got 'drop-newest')"] },
   { name: 'bad protocol version', mutate: (d) => { mqtt(d)['protocolVersion'] = 3; }, expect: ['upstream.mqtt.protocolVersion: must be one of 4, 5 (got 3)'] },
   { name: 'backoff initial above max', mutate: (d) => { mqtt(d)['reconnect'] = { initialMs: 5000, maxMs: 1000 }; }, expect: ['upstream.mqtt.reconnect.initialMs: must not exceed maxMs (1000)'] },
   {

@@ -18,6 +18,7 @@ export class ModbusBusAdapter implements DownstreamAdapter {
   readonly name: string;
   private arbiter: BusArbiter | undefined;
   private pollers: DevicePoller[] = [];
+  private paused = false;
 
   constructor(private readonly options: ModbusBusOptions) {
     this.name = `modbus:${options.bus.name}`;
@@ -29,7 +30,10 @@ export class ModbusBusAdapter implements DownstreamAdapter {
     const arbiter = new BusArbiter(bus, log, open);
     this.arbiter = arbiter;
     this.pollers = bus.devices.map((d) => new DevicePoller(d, bus.name, arbiter, sink, log.child({ device: d.name })));
-    for (const poller of this.pollers) poller.start();
+    for (const poller of this.pollers) {
+      poller.setPaused(this.paused);
+      poller.start();
+    }
     await Promise.resolve();
   }
 
@@ -37,6 +41,11 @@ export class ModbusBusAdapter implements DownstreamAdapter {
     await Promise.all(this.pollers.map((p) => p.stop()));
     await this.arbiter?.close();
     this.arbiter = undefined;
+  }
+
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+    for (const poller of this.pollers) poller.setPaused(paused);
   }
 
   deviceStats(): readonly DeviceStats[] {

@@ -31,6 +31,7 @@ export class DevicePoller {
   private readonly backoff: Backoff;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private paused = false;
   private current: Promise<void> | undefined;
   private nextDue = 0;
   private failing = false;
@@ -73,9 +74,19 @@ export class DevicePoller {
     };
   }
 
+  /** While paused (the outbox is full, policy stop-polling) the device is not read at all. */
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+  }
+
   private schedule(delay: number): void {
     if (!this.running) return;
     this.timer = setTimeout(() => {
+      if (this.paused) {
+        this.nextDue = Date.now() + this.device.pollIntervalMs;
+        this.schedule(this.device.pollIntervalMs);
+        return;
+      }
       this.current = this.poll().finally(() => { this.current = undefined; });
     }, delay);
   }

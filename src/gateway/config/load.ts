@@ -93,7 +93,7 @@ function normalize(doc: Rec): GatewayConfig {
       ? { baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1, ...base }
       : { port: 502, ...base }) as unknown as BusConfig;
   });
-  const outbox = { store: 'sqlite', maxBytes: 268435456, maxAgeMs: 604800000, maxMessages: 10000, commitIntervalMs: 0, synchronous: 'normal', drainRatePerS: 0, ...(doc['outbox'] as Rec | undefined) };
+  const outbox = { store: 'sqlite', maxBytes: 268435456, maxAgeMs: 604800000, maxMessages: 10000, commitIntervalMs: 0, synchronous: 'normal', drainRatePerS: 0, policy: 'drop-oldest', ...(doc['outbox'] as Rec | undefined) };
   const health = { intervalMs: 60000, ...(doc['health'] as Rec | undefined) };
   return { ...doc, outbox, health, upstream: { mqtt }, buses } as unknown as GatewayConfig;
 }

@@ -106,6 +106,10 @@ function checkBus(bus: Rec, path: string, out: string[]): void {
 export function semanticErrors(doc: unknown): string[] {
   const out: string[] = [];
   if (!isRec(doc)) return out;
+  const outbox = doc['outbox'];
+  if (isRec(outbox) && outbox['policy'] === 'stop-polling' && outbox['store'] === 'memory') {
+    out.push("outbox.policy: 'stop-polling' needs store 'sqlite' (the memory store always drops the oldest)");
+  }
   if (isRec(doc['upstream'])) checkMqtt(doc['upstream']['mqtt'], 'upstream.mqtt', out);
   const busNames = new Map<unknown, number>();
   const deviceNames = new Map<unknown, string>();

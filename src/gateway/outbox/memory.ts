@@ -108,6 +108,11 @@ export class MemoryOutbox implements Outbox {
     return { pending: this.pendingCount(), inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
   }
 
+  /** The memory store always drops the oldest: it is never full. */
+  onFullChange(_listener: (full: boolean) => void): void {
+    // Nothing to register: see above.
+  }
+
   unreportedDrops(): number {
     return this.unreported;
   }

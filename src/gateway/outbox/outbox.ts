@@ -46,6 +46,8 @@ export interface Outbox {
   /** Return in-flight entries to the head of the queue. */
   release(ids: readonly number[]): void;
   stats(): OutboxStats;
+  /** With the stop-polling policy: told when the outbox becomes full, and when it has room again. */
+  onFullChange(listener: (full: boolean) => void): void;
   /** Drops not yet reported upstream (survives restarts where the store does). */
   unreportedDrops(): number;
   /** `count` drops were reported and acknowledged upstream. */

@@ -19,6 +19,11 @@ export interface SqliteOutboxOptions {
    * N = commit at most every N ms (fewer, larger writes; a crash loses up to N ms).
    */
   readonly commitIntervalMs: number;
+  /**
+   * At `maxBytes`: `drop-oldest` drops the oldest messages; `stop-polling` keeps
+   * everything and reports the outbox full (polling pauses) until it drains below 90 %.
+   */
+  readonly policy?: 'drop-oldest' | 'stop-polling';
   /** `normal`: durable across process crashes; `full`: fsync every commit, durable across power loss. */
   readonly synchronous: 'normal' | 'full';
   readonly log: Logger;
@@ -81,6 +86,8 @@ export class SqliteOutbox implements Outbox {
   /** Drops not yet reported upstream (durable, like `dropped`). */
   private unreported = 0;
   private readonly listeners: (() => void)[] = [];
+  private readonly fullListeners: ((full: boolean) => void)[] = [];
+  private full = false;
   private readonly now: () => number;
   private statements: ReturnType<SqliteOutbox['prepare']> | undefined;
   /** Set while commits fail (disk full): the error was logged once, recovery will be. */
@@ -262,11 +269,12 @@ export class SqliteOutbox implements Outbox {
   }
 
   private enforceBounds(): void {
+    this.updateFull();
     const s = this.requireStatements();
     const dropped: { id: number; bytes: number }[] = [];
     this.requireDb().transaction(() => {
       if (this.options.maxAgeMs > 0) dropped.push(...(s.dropOlderThan.all(this.now() - this.options.maxAgeMs) as { id: number; bytes: number }[]));
-      while (this.bytes - dropped.reduce((n, r) => n + r.bytes, 0) > this.options.maxBytes) {
+      while (this.options.policy !== 'stop-polling' && this.bytes - dropped.reduce((n, r) => n + r.bytes, 0) > this.options.maxBytes) {
         const batch = s.dropOldest.all(Math.max(1, Math.ceil(this.rows / 100))) as { id: number; bytes: number }[];
         if (batch.length === 0) break;
         dropped.push(...batch);
@@ -291,6 +299,25 @@ export class SqliteOutbox implements Outbox {
       dropped: count, droppedTotal: this.dropped, maxBytes: this.options.maxBytes, maxAgeMs: this.options.maxAgeMs,
     });
     this.options.log.warn({ err }, err.message);
+  }
+
+  onFullChange(listener: (full: boolean) => void): void {
+    this.fullListeners.push(listener);
+  }
+
+  /** stop-polling: full at maxBytes, not full again below 90 % of it (no flapping). */
+  private updateFull(): void {
+    if (this.options.policy !== 'stop-polling') return;
+    const full = this.full ? this.bytes >= this.options.maxBytes * 0.9 : this.bytes >= this.options.maxBytes;
+    if (full === this.full) return;
+    this.full = full;
+    if (full) {
+      const err = new GuardianError('GUARDIAN_E_OUTBOX_FULL', `outbox full (${this.bytes} of ${this.options.maxBytes} bytes): polling paused until it drains`, { bytes: this.bytes, maxBytes: this.options.maxBytes });
+      this.options.log.warn({ err }, err.message);
+    } else {
+      this.options.log.info({ code: 'GUARDIAN_E_OUTBOX_FULL', bytes: this.bytes, resumed: true }, 'outbox below its bound again: polling resumes');
+    }
+    for (const listener of this.fullListeners) listener(full);
   }
 
   unreportedDrops(): number {
