@@ -10,12 +10,13 @@ say() { printf '%s\n' "$*" >&2; }
 fail_setup() { say "test setup FAILED: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 # --- real peers (test/fixtures start them): Debian packages ---
-PACKAGES=(mosquitto mosquitto-clients socat python3-pymodbus openssl systemd)
+PACKAGES=(mosquitto mosquitto-clients socat python3-pymodbus openssl systemd faketime)
 missing=()
 command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
 command -v socat >/dev/null || missing+=(socat)
 command -v openssl >/dev/null || missing+=(openssl)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 command -v systemd-notify >/dev/null && command -v systemd-analyze >/dev/null || missing+=(systemd)
 /usr/bin/python3 -c 'import pymodbus' 2>/dev/null || missing+=(python3-pymodbus)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -33,6 +33,7 @@ export const ErrorCodes = {
   GUARDIAN_E_OUTBOX_WRITE: { hint: 'The outbox database cannot be written; check the state directory (permissions, file system errors).', transient: true },
   GUARDIAN_E_STATE_DISK_FULL: { hint: 'The state volume is full; readings wait in memory and are committed when space returns. Free space on the state volume.', transient: true },
   GUARDIAN_E_SHUTDOWN_TIMEOUT: { hint: 'Shutdown did not finish in-flight publishes in time; unsent messages are counted in the log.', transient: false },
+  GUARDIAN_E_CLOCK_JUMP: { hint: 'The system clock jumped (NTP, RTC, an operator); polling is unaffected but timestamps jump with it. Check time synchronisation.', transient: false },
   GUARDIAN_E_DEMO_PORT: { hint: 'The demo port is in use; pass --port or set GUARDIAN_DEMO_PORT.', transient: false },
   GUARDIAN_E_INTERNAL: { hint: 'An unexpected internal error; please report it with the log.', transient: false },
 } as const satisfies Record<string, ErrorSpec>;

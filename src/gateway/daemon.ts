@@ -8,6 +8,7 @@ import { MqttUpstream } from '../upstream/mqtt/adapter.js';
 import { FailureReporter } from './failure-reporter.js';
 import { FailureStore, reportId, type FailureReport, type LogRing } from './failures.js';
 import { Forwarder } from './forwarder.js';
+import { ClockWatch } from './clock.js';
 import { HealthReporter } from './health.js';
 import { MemoryOutbox } from './outbox/memory.js';
 import type { Outbox } from './outbox/outbox.js';
@@ -41,6 +42,7 @@ export class Daemon {
   private readonly reporter: FailureReporter;
   private readonly health: HealthReporter;
   private readonly notifier: SystemdNotifier;
+  private readonly clock: ClockWatch;
   private readonly core: Supervisor;
   private readonly adapters: Supervisor;
   private readonly buses: DownstreamAdapter[];
@@ -56,7 +58,9 @@ export class Daemon {
     this.pipeline = new Pipeline(config.buses.flatMap((b) => b.devices), (message) => this.outbox.append(message));
     this.failures = new FailureStore(config.gateway.stateDir);
     this.reporter = new FailureReporter(this.failures, this.outbox, this.upstream, log.child({ component: 'failures' }));
+    this.clock = new ClockWatch(log.child({ component: 'clock' }));
     this.health = new HealthReporter({
+      clock: () => this.clock.stats(),
       stateDir: config.gateway.stateDir, version: VERSION,
       outbox: () => this.outbox.stats(), devices: () => this.deviceStats(), connections: () => this.upstream.connections,
       emit: (message) => this.outbox.append(message),
@@ -84,6 +88,7 @@ export class Daemon {
     this.core.add(this.upstream);
     this.core.add(this.forwarder);
     this.core.add(this.reporter);
+    this.core.add(this.clock);
     this.core.add(this.health);
     for (const bus of this.buses) this.adapters.add(bus);
     await this.core.startAll();

@@ -15,7 +15,7 @@ export class FailureReporter implements Component {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private sending = false;
-  private lastSent = 0;
+  private lastSent = Number.NEGATIVE_INFINITY;
   private poll: NodeJS.Timeout | undefined;
 
   constructor(
@@ -44,7 +44,7 @@ export class FailureReporter implements Component {
   /** A report was just written (or the link came up): try to send. */
   kick(): void {
     if (!this.running || this.sending || this.timer !== undefined || !this.upstream.connected) return;
-    const wait = this.lastSent + this.intervalMs - Date.now();
+    const wait = this.lastSent + this.intervalMs - performance.now();
     if (wait > 0) {
       this.timer = setTimeout(() => { this.timer = undefined; this.kick(); }, wait);
       return;
@@ -53,7 +53,7 @@ export class FailureReporter implements Component {
     const drops = this.outbox.unreportedDrops();
     if (report === undefined && drops === 0) return;
     this.sending = true;
-    this.lastSent = Date.now();
+    this.lastSent = performance.now();
     const payload = report ?? { kind: 'outboxDrop', ts: Date.now(), dropped: drops, droppedTotal: this.outbox.stats().dropped };
     this.upstream.publish({ kind: 'failure', payload: JSON.stringify(payload) }).then(
       () => {

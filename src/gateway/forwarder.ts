@@ -24,7 +24,7 @@ export class Forwarder implements Component {
   /** Ids up to this were stored before the current connection: the backlog lane. */
   private boundary = 0;
   private tokens = 0;
-  private lastRefill = Date.now();
+  private lastRefill = performance.now(); // monotonic: a wall-clock jump must not stall or burst the drain
   private refillTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -41,7 +41,7 @@ export class Forwarder implements Component {
     this.upstream.on('connected', () => {
       this.boundary = this.outbox.lastId();
       this.tokens = 0;
-      this.lastRefill = Date.now();
+      this.lastRefill = performance.now();
       const { pending } = this.outbox.stats();
       if (pending > 0) this.log.info({ backlog: pending, drainRatePerS: this.drainRatePerS || 'unlimited' }, 'link up: draining the backlog while live data flows');
       this.schedule();
@@ -62,11 +62,11 @@ export class Forwarder implements Component {
    * deadline passes; resolves true when nothing is left unsent.
    */
   async drain(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const { pending, inFlight } = this.outbox.stats();
       if (pending + inFlight === 0) return true;
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0 || (!this.upstream.connected && this.inFlight === 0)) return false;
       this.pump(true);
       await new Promise<void>((resolve) => {
@@ -106,7 +106,7 @@ export class Forwarder implements Component {
 
   /** Token bucket for the backlog lane: up to one second's worth of messages. */
   private refill(): number {
-    const now = Date.now();
+    const now = performance.now();
     this.tokens = Math.min(this.drainRatePerS, this.tokens + ((now - this.lastRefill) / 1000) * this.drainRatePerS);
     this.lastRefill = now;
     return Math.floor(this.tokens);

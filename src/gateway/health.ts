@@ -13,6 +13,8 @@ export interface HealthSources {
   /** Successful upstream connections so far. */
   readonly connections: () => number;
   readonly emit: (message: UpstreamMessage) => void;
+  /** Wall-clock jumps seen (ClockWatch). */
+  readonly clock: () => { jumps: number; lastJumpMs: number | null; lastJumpAt: number | null };
 }
 
 interface DeviceHealth {
@@ -82,6 +84,7 @@ export class HealthReporter implements Component {
       stateVolume: disk === undefined ? null : { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },
       outbox: { depth: outbox.pending + outbox.inFlight, oldestAgeS: outbox.oldestEnqueuedAt === undefined ? null : Math.round((now - outbox.oldestEnqueuedAt) / 1000), dropped: outbox.dropped },
       upstream: { reconnects: Math.max(0, this.sources.connections() - 1) },
+      clock: this.sources.clock(),
       devices,
     };
   }

@@ -35,6 +35,7 @@
 // values (device.ts now waits one more timeout before the next request to a
 // device whose request timed out or came garbled, and what arrived meanwhile is
 // discarded).
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
 import type { Test } from 'tap';
 import type { PollResult, Quality } from '../../src/core/types.js';
@@ -159,6 +160,8 @@ void t.test('RTU: one unit times out, answers exceptions or garbage; each is det
     ],
   });
   const logs = captureLogger();
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const run = await runAdapter(t, bus, logs);
   const started = Date.now();
   for (const name of ['bad', 'healthy']) {
@@ -179,6 +182,7 @@ void t.test('RTU: one unit times out, answers exceptions or garbage; each is det
     .map((x) => ({ device: r.device, ts: r.ts, point: x.point, value: x.value })));
   t.same(wrong, [], 'every good reading is the configured value of its own device and point');
   if (wrong.length > 0) t.comment(device.output());
+  if (wrong.length > 0) t.comment(`loop delay max ${loopDelay.max / 1e6} ms`);
   if (wrong.length > 0) t.comment(JSON.stringify(logs.lines.filter((l) => Math.abs(Number(l['time']) - (wrong[0]?.ts ?? 0)) < 1500).map((l) => [l['time'], l.msg])));
 
   // the healthy unit: never a bad reading, and it kept polling at (most of) its rate

@@ -59,8 +59,8 @@ export class BusArbiter {
     if (client === undefined) return;
     this.client = undefined;
     this.lastError = reason;
-    this.retryAt = Date.now() + this.backoff.next();
-    this.log.warn({ err: reason, bus: this.bus.name, reopenInMs: this.retryAt - Date.now() }, `bus ${this.bus.name} transport lost`);
+    this.retryAt = performance.now() + this.backoff.next();
+    this.log.warn({ err: reason, bus: this.bus.name, reopenInMs: this.retryAt - performance.now() }, `bus ${this.bus.name} transport lost`);
     void closeClient(client).then((err) => { if (err !== undefined) this.log.debug({ err, bus: this.bus.name }, 'closing failed transport'); });
   }
 
@@ -97,21 +97,21 @@ export class BusArbiter {
       job.reject(err);
       return;
     }
-    const gap = this.bus.interRequestDelayMs - (Date.now() - this.lastRequestEnd);
+    const gap = this.bus.interRequestDelayMs - (performance.now() - this.lastRequestEnd);
     if (gap > 0) await new Promise((resolve) => setTimeout(resolve, gap));
     try {
       job.resolve(await job.run(client));
     } catch (err) {
       job.reject(err);
     } finally {
-      this.lastRequestEnd = Date.now();
+      this.lastRequestEnd = performance.now();
     }
   }
 
   private async ensureOpen(): Promise<ModbusClient> {
     if (this.client !== undefined && this.client.isOpen) return this.client;
     if (this.client !== undefined) this.invalidate(new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} transport closed`, { bus: this.bus.name }));
-    const wait = this.retryAt - Date.now();
+    const wait = this.retryAt - performance.now();
     if (wait > 0) {
       throw new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} is down (${this.lastError?.message ?? 'not open'}); reopening in ${wait} ms`, { bus: this.bus.name });
     }
@@ -121,7 +121,7 @@ export class BusArbiter {
     } catch (err) {
       this.lastError = err instanceof GuardianError ? err : new GuardianError('GUARDIAN_E_MODBUS_CONNECT', String(err), { bus: this.bus.name }, { cause: err });
       const delay = this.backoff.next();
-      this.retryAt = Date.now() + delay;
+      this.retryAt = performance.now() + delay;
       this.log.warn({ err: this.lastError, bus: this.bus.name, retryInMs: delay }, this.lastError.message);
       throw this.lastError;
     }

@@ -57,7 +57,7 @@ export class DevicePoller {
   start(): void {
     this.running = true;
     const delay = Math.floor(Math.random() * Math.min(this.device.pollIntervalMs, 1000));
-    this.nextDue = Date.now() + delay;
+    this.nextDue = performance.now() + delay;
     this.schedule(delay);
   }
 
@@ -83,7 +83,7 @@ export class DevicePoller {
     if (!this.running) return;
     this.timer = setTimeout(() => {
       if (this.paused) {
-        this.nextDue = Date.now() + this.device.pollIntervalMs;
+        this.nextDue = performance.now() + this.device.pollIntervalMs;
         this.schedule(this.device.pollIntervalMs);
         return;
       }
@@ -135,7 +135,7 @@ export class DevicePoller {
     const context = { device: this.device.name, bus: this.busName, unitId: this.device.unitId, table: req.table, address: req.address, count: req.count, timeoutMs: this.device.timeoutMs };
     let failure: ModbusFailure | undefined;
     for (let attempt = 0; attempt <= this.device.retries; attempt++) {
-      const quiet = this.quietUntil - Date.now();
+      const quiet = this.quietUntil - performance.now();
       if (quiet > 0) await new Promise((resolve) => setTimeout(resolve, quiet));
       try {
         const data = await this.arbiter.exec((client) => {
@@ -151,7 +151,7 @@ export class DevicePoller {
         // garbled) may still arrive, and would pass for the answer to the next request
         // of this device. Send that one no sooner than one more timeout later; what
         // arrives meanwhile is discarded when it is sent (transport.ts).
-        if (this.arbiter.rtuFraming && (failure.kind === 'timeout' || failure.kind === 'frame')) this.quietUntil = Date.now() + this.device.timeoutMs;
+        if (this.arbiter.rtuFraming && (failure.kind === 'timeout' || failure.kind === 'frame')) this.quietUntil = performance.now() + this.device.timeoutMs;
         if (failure.kind === 'exception' || failure.kind === 'transport') break;
       }
     }
@@ -178,7 +178,7 @@ export class DevicePoller {
   }
 
   private afterPoll(failure: ModbusFailure | undefined): void {
-    const now = Date.now();
+    const now = performance.now();
     if (failure === undefined) {
       if (this.failing) {
         this.log.info({ code: 'GUARDIAN_E_DEVICE_RECOVERED', device: this.device.name, bus: this.busName, afterFailures: this.backoff.attempts }, `device ${this.device.name} answers again`);
