@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -44,12 +44,14 @@ interface Staged {
   readonly enqueuedAt: number;
 }
 
+const AGE_SWEEP_MS = 1000;
+
 /** Messages held in memory while commits fail (disk full) before the oldest are dropped. */
 const MAX_STAGED = 100_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   kind TEXT NOT NULL,
   device TEXT,
   seq INTEGER,
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   bytes INTEGER NOT NULL,
   enqueued_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS outbox_enqueued_at ON outbox (enqueued_at);
 CREATE TABLE IF NOT EXISTS sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
@@ -78,6 +81,7 @@ export class SqliteOutbox implements Outbox {
   /** Per lane (keyed by the range's start): the highest id handed out by paging. */
   private readonly cursors = new Map<string, number>();
   private maxId = 0;
+  private lastAgeSweep = Number.NEGATIVE_INFINITY;
   private retry: OutboxEntry[] = [];
   private readonly inFlight = new Map<number, OutboxEntry>();
   private rows = 0;
@@ -116,7 +120,7 @@ export class SqliteOutbox implements Outbox {
     const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.rows = n;
     this.bytes = b;
-    this.maxId = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as { seq: number } | undefined)?.seq ?? 0;
+    this.maxId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM outbox').get() as { m: number }).m;
     const counter = (name: string): number => (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
     this.dropped = counter('dropped');
     this.unreported = counter('unreported');
@@ -207,11 +211,13 @@ export class SqliteOutbox implements Outbox {
     if (staged.length === 0 && acked.length === 0) return;
     const s = this.requireStatements();
     let addedBytes = 0;
+    let nextId = this.maxId;
     try {
       this.requireDb().transaction(() => {
         for (const { message, enqueuedAt } of staged) {
           const size = Buffer.byteLength(message.payload);
-          this.maxId = Number(s.insert.run(message.kind, message.device ?? null, message.seq ?? null, message.payload, size, enqueuedAt).lastInsertRowid);
+          nextId += 1; // explicit ids: no AUTOINCREMENT bookkeeping page written on every commit
+          s.insert.run(nextId, message.kind, message.device ?? null, message.seq ?? null, message.payload, size, enqueuedAt);
           addedBytes += size;
           if (message.device !== undefined && message.seq !== undefined) s.seq.run(message.device, message.seq);
         }
@@ -228,6 +234,7 @@ export class SqliteOutbox implements Outbox {
       this.rollbackCounts(acked);
       throw this.storageError(err);
     }
+    this.maxId = nextId;
     this.rows += staged.length;
     this.bytes += addedBytes;
     this.staged = [];
@@ -256,7 +263,7 @@ export class SqliteOutbox implements Outbox {
 
   private prepare(db: Database.Database) {
     return {
-      insert: db.prepare('INSERT INTO outbox (kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      insert: db.prepare('INSERT INTO outbox (id, kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       seq: db.prepare('INSERT INTO sequences (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)'),
       remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
       page: db.prepare('SELECT id, kind, device, seq, payload, enqueued_at FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?'),
@@ -273,7 +280,10 @@ export class SqliteOutbox implements Outbox {
     const s = this.requireStatements();
     const dropped: { id: number; bytes: number }[] = [];
     this.requireDb().transaction(() => {
-      if (this.options.maxAgeMs > 0) dropped.push(...(s.dropOlderThan.all(this.now() - this.options.maxAgeMs) as { id: number; bytes: number }[]));
+      if (this.options.maxAgeMs > 0 && this.now() - this.lastAgeSweep >= AGE_SWEEP_MS) {
+        this.lastAgeSweep = this.now(); // an indexed range delete, at most once a second
+        dropped.push(...(s.dropOlderThan.all(this.now() - this.options.maxAgeMs) as { id: number; bytes: number }[]));
+      }
       while (this.options.policy !== 'stop-polling' && this.bytes - dropped.reduce((n, r) => n + r.bytes, 0) > this.options.maxBytes) {
         const batch = s.dropOldest.all(Math.max(1, Math.ceil(this.rows / 100))) as { id: number; bytes: number }[];
         if (batch.length === 0) break;
@@ -390,6 +400,7 @@ export interface OutboxStatus {
 
 /** Read an outbox's figures without taking part (for `guardian status` while the daemon runs). */
 export function readOutboxStatus(path: string): OutboxStatus | undefined {
+  if (!existsSync(path)) return undefined;
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
