@@ -49,7 +49,7 @@
 // BENCH_BUILD=1 runs npm run build first (otherwise a stale dist/ is only warned about).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -290,7 +290,7 @@ async function startModbus(units: number): Promise<ModbusServer> {
 interface CpuProfile { startTime: number; endTime: number; samples: number[]; timeDeltas: number[]; nodes: unknown[] }
 
 /** V8's profile clock and process.hrtime are both CLOCK_MONOTONIC (microseconds here). */
-function trimProfile(file: string, label: string, fromUs: number, toUs: number): { out: string; kept: number; total: number; endSkewMs: number } {
+function trimProfile(file: string, label: string, fromUs: number, toUs: number): { out: string; kept: number; total: number; endTime: number } {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const samples: number[] = [];
   const deltas: number[] = [];
@@ -305,7 +305,7 @@ function trimProfile(file: string, label: string, fromUs: number, toUs: number):
   });
   const out = file.replace(/\.cpuprofile$/, `.${label}.cpuprofile`);
   writeFileSync(out, JSON.stringify({ ...p, startTime: fromUs, endTime: toUs, samples, timeDeltas: deltas }));
-  return { out, kept: samples.length, total: p.samples.length, endSkewMs: (p.endTime - t) / 1000 };
+  return { out, kept: samples.length, total: p.samples.length, endTime: p.endTime };
 }
 
 const hrUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -329,6 +329,7 @@ interface DrainResult {
   accumulateS: number;
   accumulateRate: number;
   diskPer1000: number;
+  payloadPer1000: number;
   writesPer1000: number;
   drainDiskPer1000: number;
   files: { db: number; wal: number };
@@ -361,7 +362,11 @@ async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Pr
   for (;;) {
     g.alive();
     if (w.telemetry > 0) throw new Error('messages arrived while the link was cut');
-    const status = await guardianStatus(g.config).catch((err: unknown) => { log(`status: ${(err as Error).message.split('\n')[0] ?? ''}`); return undefined; });
+    const status = await guardianStatus(g.config).catch((err: unknown) => {
+      // e.g. before Guardian created its state dir: `guardian status` then fails (GUARDIAN_E_INTERNAL)
+      log(`status failed: ${String((err as { stderr?: unknown }).stderr ?? err).trim().split('\n')[0] ?? ''}`);
+      return undefined;
+    });
     stored = status?.outbox?.messages ?? stored;
     const s = (Date.now() - t0) / 1000;
     if (Date.now() - lastLog > 3000) {
@@ -484,7 +489,7 @@ async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Pr
       const f = trimProfile(file, 'fill', Math.max(hrStart, hrSnap - 10e6), hrSnap);
       const t = trimProfile(file, 'drain', hrUp, hrDone);
       log(`cpu profile: ${file}; last 10 s of the fill: ${f.out} (${f.kept} samples); drain window: ${t.out} (${t.kept} of ${t.total} samples; `
-        + `last sample ${((hrUs() - hrStop) / 1000).toFixed(0)} ms after SIGTERM minus ${t.endSkewMs.toFixed(0)} ms)`);
+        + `the profile ends ${((t.endTime - hrStop) / 1000).toFixed(0)} ms after the SIGTERM by this process's clock: the clocks agree if that is small and positive)`);
     } catch (err) {
       log(`cpu profile: ${(err as Error).message}`);
     }
@@ -503,6 +508,7 @@ async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Pr
     loss, left, duplicates: w.duplicates, dropped: final.dropped,
     accumulateS, accumulateRate: snap.rows / accumulateS,
     diskPer1000: (acc.writeBytes / snap.rows) * 1000,
+    payloadPer1000: (snap.bytes / snap.rows) * 1000,
     writesPer1000: ((acc.wchar - (logSnap - log0)) / snap.rows) * 1000,
     drainDiskPer1000: (drainIo.writeBytes / deliveredInWindow) * 1000,
     files: filesSnap, filesEnd,
@@ -562,12 +568,22 @@ async function phaseWear(dir: string, brokerUrl: string): Promise<WearResult> {
   return result;
 }
 
+function gitDescribe(dir: string): string {
+  try {
+    return execFileSync('git', ['-C', dir, 'describe', '--always', '--dirty'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
 // ---- main ----
 async function main(): Promise<number> {
   installCleanup(log);
   if (GUARDIAN_ROOT !== ROOT) log(`guardian from ${GUARDIAN_ROOT}`);
   if (process.env['BENCH_BUILD'] === '1') execFileSync('npm', ['run', 'build'], { cwd: GUARDIAN_ROOT, stdio: ['ignore', process.stderr, process.stderr] });
   else if (distIsStale(GUARDIAN_ROOT)) log('WARNING: dist/ is older than src/: measuring dist/ as last built (BENCH_BUILD=1 rebuilds)');
+  const built = statSync(path.join(GUARDIAN_ROOT, 'dist', 'gateway', 'outbox', 'sqlite.js')).mtime;
+  log(`guardian dist/ built ${built.toISOString()} (git ${gitDescribe(GUARDIAN_ROOT)} at the time of this run)`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'guardian-drain-'));
   chmodSync(dir, 0o755); // mosquitto drops to its own user when started as root
   onTeardown(() => (KEEP ? log(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
@@ -591,9 +607,9 @@ async function main(): Promise<number> {
     const d = drain;
     process.stdout.write(`drain: ${fmt(d.backlog)} backlog in ${d.drainS.toFixed(1)} s = ${fmt(d.rate)} msg/s `
       + `(link-up to last backlog message; reconnect ${d.reconnectS.toFixed(2)} s, ${fmt(d.rateAfterConnect)} msg/s after it) `
-      + `with live ${fmt(d.liveProducedRate)} msg/s (delivered ${fmt(d.liveDeliveredRate)} msg/s during the drain, latency p50 ${d.liveP50} p99 ${d.liveP99} max ${d.liveMax} ms) `
+      + `with live ${fmt(d.liveProducedRate)} msg/s (configured ${fmt(LIVE_DEVICES * (1000 / LIVE_INTERVAL_MS))}; delivered ${fmt(d.liveDeliveredRate)} msg/s during the drain, latency p50 ${d.liveP50} p99 ${d.liveP99} max ${d.liveMax} ms) `
       + `| loss ${d.loss}${d.left > 0 ? ` (+${d.left} left in the outbox)` : ''} | duplicates ${d.duplicates} | dropped ${d.dropped} `
-      + `| disk ${KB(d.diskPer1000)} per 1,000 msgs buffered (write_bytes; SQLite write() ${KB(d.writesPer1000)}), ${KB(d.drainDiskPer1000)} per 1,000 drained `
+      + `| disk ${KB(d.diskPer1000)} per 1,000 msgs buffered (write_bytes, ${(d.diskPer1000 / d.payloadPer1000).toFixed(1)}x the payload; SQLite write() ${KB(d.writesPer1000)}), ${KB(d.drainDiskPer1000)} per 1,000 drained `
       + `| outbox.db ${MB(d.files.db)} + wal ${MB(d.files.wal)} at the snapshot (${MB(d.filesEnd.db)} + ${MB(d.filesEnd.wal)} after the drain) `
       + `| filled at ${fmt(d.accumulateRate)} msg/s\n`);
     ok &&= d.rate >= TARGET_RATE && d.loss === 0 && d.left === 0 && d.dropped === 0 && d.stoppedCleanly;

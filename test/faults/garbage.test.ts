@@ -22,7 +22,7 @@
 //   noise       -> random bytes with no valid frame: nothing starts with the
 //                  unit id and function code, so                    -> bad:timeout
 //                  (bad:frame if a burst happens to begin like a frame header)
-//   late        -> the right frame, 1.5 timeouts late                -> bad:timeout
+//   late        -> the right frame, 1.25 timeouts late               -> bad:timeout
 //
 // Two bugs this found (fixed in src/downstream/modbus): modbus-serial's RTU port
 // kept the bytes a failed request left behind and scanned them again with the
@@ -35,11 +35,10 @@
 // values (device.ts now waits one more timeout before the next request to a
 // device whose request timed out or came garbled, and what arrived meanwhile is
 // discarded).
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
 import type { Test } from 'tap';
 import type { PollResult, Quality } from '../../src/core/types.js';
-import { startBadDevice, type BadMode } from '../fixtures/bad-device.js';
+import { startBadDevice, type BadDevice, type BadMode } from '../fixtures/bad-device.js';
 import { captureLogger, codeOf, type LogLine } from '../fixtures/logs.js';
 import { ptyPair } from '../fixtures/socat.js';
 import { allGood, busConfig, runAdapter, type RunningAdapter } from '../downstream/modbus/harness.js';
@@ -57,7 +56,12 @@ const EXPECTED: Record<string, Record<string, number>> = {
   healthy: { h0: 2222, h1: 2223 },
 };
 const INTERVAL = 100;
-const BAD_TIMEOUT = 250;
+// The test relies on the device's garbage arriving within the bad unit's timeout
+// (a frame forged with the healthy unit's id that arrives later, while the healthy
+// unit's request is pending, is its answer as far as any master can tell) and on
+// a late answer arriving between 1 and 2 timeouts after its request. 400 ms
+// leaves room for a loaded machine's scheduling delays; the whole run takes ~25 s.
+const BAD_TIMEOUT = 400;
 
 const holding = (name: string, address: number): Record<string, unknown> => ({ name, table: 'holding', address, type: 'uint16' });
 
@@ -81,9 +85,9 @@ const CASES: readonly Case[] = [
   { name: 'silent', mode: { mode: 'silent' }, qualities: ['bad:timeout'], code: 'GUARDIAN_E_MODBUS_TIMEOUT', backoff: true },
   { name: 'exception 4', mode: { mode: 'exception', code: 4 }, qualities: ['bad:exception:4'], code: 'GUARDIAN_E_MODBUS_EXCEPTION', backoff: false },
   { name: 'line noise', mode: { mode: 'noise', seed: 7 }, qualities: ['bad:timeout', 'bad:frame'], code: 'GUARDIAN_E_MODBUS_', backoff: true },
-  // answers 1.5 timeouts late: while the device retries, a late answer to the
+  // answers 1.25 timeouts late: while the device retries, a late answer to the
   // previous attempt must not be taken as the answer to the next request
-  { name: 'late answers', mode: { mode: 'late', delayMs: BAD_TIMEOUT * 1.5 }, qualities: ['bad:timeout'], code: 'GUARDIAN_E_MODBUS_TIMEOUT', backoff: true },
+  { name: 'late answers', mode: { mode: 'late', delayMs: BAD_TIMEOUT * 1.25 }, qualities: ['bad:timeout'], code: 'GUARDIAN_E_MODBUS_TIMEOUT', backoff: true },
 ];
 
 function errField(line: LogLine, key: string): unknown {
@@ -94,7 +98,7 @@ function errField(line: LogLine, key: string): unknown {
 const isWarning = (l: LogLine): boolean => l.level === 'warn' || Number(l.level) === 40;
 const qualitiesOf = (r: PollResult): string[] => [...new Set(r.readings.map((x) => x.quality))];
 
-async function faultCase(t: Test, run: RunningAdapter, device: Awaited<ReturnType<typeof startBadDevice>>, c: Case): Promise<void> {
+async function faultCase(t: Test, run: RunningAdapter, device: BadDevice, c: Case): Promise<void> {
   const { logs } = run;
   const fromLog = logs.lines.length;
   const laterLog = (predicate: (l: LogLine) => boolean) => logs.waitFor((l) => logs.lines.indexOf(l) >= fromLog && predicate(l), 10000);
@@ -160,8 +164,6 @@ void t.test('RTU: one unit times out, answers exceptions or garbage; each is det
     ],
   });
   const logs = captureLogger();
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
   const run = await runAdapter(t, bus, logs);
   const started = Date.now();
   for (const name of ['bad', 'healthy']) {
@@ -181,16 +183,18 @@ void t.test('RTU: one unit times out, answers exceptions or garbage; each is det
     .filter((x) => x.quality === 'good' && x.value !== EXPECTED[r.device]?.[x.point])
     .map((x) => ({ device: r.device, ts: r.ts, point: x.point, value: x.value })));
   t.same(wrong, [], 'every good reading is the configured value of its own device and point');
-  if (wrong.length > 0) t.comment(device.output());
-  if (wrong.length > 0) t.comment(`loop delay max ${loopDelay.max / 1e6} ms`);
-  if (wrong.length > 0) t.comment(JSON.stringify(logs.lines.filter((l) => Math.abs(Number(l['time']) - (wrong[0]?.ts ?? 0)) < 1500).map((l) => [l['time'], l.msg])));
 
   // the healthy unit: never a bad reading, and it kept polling at (most of) its rate
   const healthy = run.of('healthy');
   const healthyBad = healthy.filter((r) => !allGood(r)).map((r) => ({ ts: r.ts, q: qualitiesOf(r) }));
   t.same(healthyBad, [], `the healthy unit never had a bad reading (${healthy.length} polls)`);
   t.match(run.adapter.deviceStats().find((s) => s.device === 'healthy'), { failures: 0, backedOff: false });
+  // The line is half-duplex: while the bad unit's request waits for its timeout, nobody else
+  // talks, so the healthy unit loses part of its rate. But it waits for one attempt at most,
+  // never for the bad unit's retry, quiet period or backoff.
   const nominal = elapsed / INTERVAL;
-  t.ok(healthy.length >= 0.6 * nominal, `healthy unit: ${healthy.length} polls in ${elapsed} ms, nominal ${Math.round(nominal)} at ${INTERVAL} ms`);
+  t.ok(healthy.length >= 0.5 * nominal, `healthy unit: ${healthy.length} polls in ${elapsed} ms, nominal ${Math.round(nominal)} at ${INTERVAL} ms`);
+  const gaps = healthy.slice(1).map((r, i) => r.ts - (healthy[i]?.ts ?? r.ts));
+  t.ok(Math.max(...gaps) < INTERVAL + BAD_TIMEOUT + 400, `longest gap between two polls of the healthy unit: ${Math.max(...gaps)} ms (interval ${INTERVAL}, the bad unit's timeout ${BAD_TIMEOUT})`);
   t.equal(logs.lines.filter((l) => errField(l, 'device') === 'healthy' && typeof codeOf(l) === 'string' && String(codeOf(l)).startsWith('GUARDIAN_E_MODBUS')).length, 0, 'nothing logged against the healthy unit');
 });
