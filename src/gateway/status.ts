@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { FailureStore } from './failures.js';
-import { readOutboxStatus } from './outbox/sqlite.js';
+import { readOutboxStatus } from './outbox/read-status.js';
 
 /** `guardian status`: what is waiting in the state directory (works while the daemon runs). */
 export function status(stateDir: string, json: boolean): string {
