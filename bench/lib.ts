@@ -97,10 +97,10 @@ export function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]); // utime (14) + stime (15)
 }
 
-export function memKB(pid: number): { rss: number; hwm: number } {
+export function memKB(pid: number): { rss: number; hwm: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon') };
 }
 
 /** /proc/PID/io: wchar = bytes passed to write()-like calls; writeBytes = bytes the process caused to be sent to the block layer (counted when a page is dirtied). */

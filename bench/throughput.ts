@@ -43,7 +43,7 @@
 // on a shared 2-CPU box it moves every figure, so the verdict line shows it too.
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,7 @@ import ts from 'typescript';
 import { startModbusServer } from '../test/fixtures/pymodbus.js';
 import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
 import { freePort, sleep, waitForPort } from '../test/fixtures/ports.js';
+import { CpuMeter, distIsStale, memKB, percentile } from './lib.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = (name: string, def: number): number => {
@@ -126,53 +127,6 @@ async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
 }
 
 // ---- /proc sampling ----
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return Number(fields[11]) + Number(fields[12]); // utime (14) + stime (15)
-}
-
-function memKB(pid: number): { rss: number; hwm: number; anon: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon') };
-}
-
-/** Busy ticks of the whole machine (all CPUs), from /proc/stat. */
-function machineBusyTicks(): number {
-  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
-  return user + nice + system + irq + softirq + steal;
-}
-
-class CpuMeter {
-  private readonly t0 = process.hrtime.bigint();
-  private readonly ticks0: Map<number, number>;
-  private readonly machine0 = machineBusyTicks();
-  private readonly self0 = process.cpuUsage();
-  constructor(private readonly watched: number[]) {
-    this.ticks0 = new Map(watched.map((pid) => [pid, cpuTicks(pid)]));
-  }
-
-  /**
-   * CPU% per pid (100 = one core), of this process, and of everything else on the
-   * machine (other processes: noise from whoever else uses it), since construction.
-   */
-  read(): { pct: Map<number, number>; self: number; others: number; seconds: number } {
-    const seconds = Number(process.hrtime.bigint() - this.t0) / 1e9;
-    const ticks = new Map(this.watched.map((pid) => [pid, cpuTicks(pid) - (this.ticks0.get(pid) ?? 0)]));
-    const pct = new Map([...ticks].map(([pid, n]) => [pid, (n / CLK_TCK / seconds) * 100]));
-    const u = process.cpuUsage(this.self0);
-    const self = ((u.user + u.system) / 1e6 / seconds) * 100;
-    const machine = ((machineBusyTicks() - this.machine0) / CLK_TCK / seconds) * 100;
-    const watched = [...pct.values()].reduce((a, b) => a + b, 0);
-    return { pct, self, others: Math.max(0, machine - watched - self), seconds };
-  }
-}
-
-// ---- peers ----
 async function startMosquitto(dir: string): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
@@ -232,23 +186,6 @@ function guardianConfig(gatewayId: string, stateDir: string, url: string, device
   }, null, 1);
 }
 
-function distIsStale(): boolean {
-  const newest = (dir: string, ext: string, pick: (a: number, b: number) => number, init: number): number => {
-    let acc = init;
-    for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-      if (entry.isFile() && entry.name.endsWith(ext)) acc = pick(acc, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
-    }
-    return acc;
-  };
-  const dist = path.join(ROOT, 'dist');
-  try {
-    const oldestBuilt = newest(dist, '.js', Math.min, Infinity);
-    return !Number.isFinite(oldestBuilt) || newest(path.join(ROOT, 'src'), '.ts', Math.max, 0) > oldestBuilt;
-  } catch {
-    return true;
-  }
-}
-
 function compileReference(): string {
   const src = path.join(ROOT, 'bench', 'reference-loop.ts');
   // under node_modules/ so that 'mqtt' and 'modbus-serial' resolve and eslint (bench/) does not see it
@@ -300,10 +237,6 @@ function onMessage(topic: string, payload: Buffer): void {
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
-}
 
 // ---- phases ----
 type System = 'guardian' | 'reference';

@@ -43,7 +43,7 @@ async function startBroker(requested: number | undefined): Promise<{ port: numbe
       broker.close();
       throw new GuardianError('GUARDIAN_E_DEMO_PORT', `cannot listen on ${HOST}:${requested ?? DEFAULT_BROKER_PORT}: ${(err as Error).message}`, { port: requested ?? DEFAULT_BROKER_PORT }, { cause: err });
     }
-    port = await listen(server, 0); // 1883 is taken (a local Mosquitto?): any free port will do
+    port = await listen(server, 0); // 1883 is taken (a local Mosquitto?): take a free port instead
   }
   const close = async (): Promise<void> => {
     await new Promise<void>((resolve) => broker.close(() => resolve()));
