@@ -297,7 +297,7 @@ async function start(ctx: Context, system: System, phase: PhaseName): Promise<Ru
   let args: string[];
   if (system === 'guardian') {
     const config = path.join(ctx.dir, `${gatewayId}.yaml`);
-    writeFileSync(config, guardianConfig(gatewayId, path.join(ctx.dir, 'state'), ctx.url, ctx.devices, intervalMs));
+    writeFileSync(config, guardianConfig(gatewayId, path.join(ctx.dir, `state-${phase}`), ctx.url, ctx.devices, intervalMs));
     args = [...NODE_ARGS, ...prof, path.join(GUARDIAN_ROOT, 'bin', 'guardian.js'), 'run', '--config', config];
   } else {
     args = [...NODE_ARGS, ...prof, ctx.referenceJs, '--mqtt', ctx.url, '--id', gatewayId, '--interval', String(intervalMs),

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
 import type { MessageKind, UpstreamMessage } from '../../core/types.js';
 import { ALL_IDS, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
+import { Checkpointer } from './checkpointer.js';
+import { TailCache, type SizedEntry } from './tail-cache.js';
 
 export interface SqliteOutboxOptions {
   /** The database file (in the state directory). */
@@ -36,6 +38,7 @@ interface Row {
   device: string | null;
   seq: number | null;
   payload: string;
+  bytes: number;
   enqueued_at: number;
 }
 
@@ -45,6 +48,26 @@ interface Staged {
 }
 
 const AGE_SWEEP_MS = 1000;
+
+/**
+ * Acknowledgements alone are committed at most this often (they also go with
+ * the next commit of new messages). One lost with a crash only means the message
+ * is sent once more after the restart (at-least-once; `seq` tells duplicates).
+ */
+const ACK_COMMIT_MS = 1000;
+
+/** Payload bytes of recently committed messages kept in memory for the live lane. */
+const TAIL_CACHE_BYTES = 4 << 20;
+
+/** Rows deleted per statement by the age sweep. */
+const EXPIRE_BATCH = 500;
+
+interface DroppedRow {
+  id: number;
+  bytes: number;
+  device: string | null;
+  seq: number | null;
+}
 
 /** Messages held in memory while commits fail (disk full) before the oldest are dropped. */
 const MAX_STAGED = 100_000;
@@ -59,7 +82,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   bytes INTEGER NOT NULL,
   enqueued_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outbox_enqueued_at ON outbox (enqueued_at);
+DROP INDEX IF EXISTS outbox_enqueued_at;
 CREATE TABLE IF NOT EXISTS sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
@@ -76,14 +99,18 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 export class SqliteOutbox implements Outbox {
   private db: Database.Database | undefined;
   private staged: Staged[] = [];
-  private acked: number[] = [];
+  private acked: SizedEntry[] = [];
   private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** When the scheduled commit runs: `soon` (new messages wait for it) or `late` (only acknowledgements). */
+  private flushDue: 'soon' | 'late' | undefined;
+  private readonly tail = new TailCache(TAIL_CACHE_BYTES);
+  private checkpointer: Checkpointer | undefined;
   /** Per lane (keyed by the range's start): the highest id handed out by paging. */
   private readonly cursors = new Map<string, number>();
   private maxId = 0;
   private lastAgeSweep = Number.NEGATIVE_INFINITY;
-  private retry: OutboxEntry[] = [];
-  private readonly inFlight = new Map<number, OutboxEntry>();
+  private retry: SizedEntry[] = [];
+  private readonly inFlight = new Map<number, SizedEntry>();
   private rows = 0;
   private bytes = 0;
   private dropped = 0;
@@ -116,11 +143,18 @@ export class SqliteOutbox implements Outbox {
       throw this.storageError(err);
     }
     this.db = db;
+    // Checkpoints (and their fsyncs) run in a worker thread, not inside a commit on the event loop.
+    db.pragma('wal_autocheckpoint = 0');
+    this.checkpointer = new Checkpointer(this.options.path, this.options.log, () => {
+      if (this.db === db && db.open) db.pragma('wal_autocheckpoint = 1000');
+    });
+    this.checkpointer.start();
     this.statements = this.prepare(db);
     const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.rows = n;
     this.bytes = b;
     this.maxId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM outbox').get() as { m: number }).m;
+    this.tail.reset(this.maxId);
     const counter = (name: string): number => (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
     this.dropped = counter('dropped');
     this.unreported = counter('unreported');
@@ -129,7 +163,10 @@ export class SqliteOutbox implements Outbox {
 
   /** The last committed sequence number of every device. */
   sequences(): Map<string, number> {
-    const rows = this.requireDb().prepare('SELECT device, seq FROM sequences').all() as { device: string; seq: number }[];
+    // Stored messages carry the newest numbers; `sequences` keeps those of devices whose messages are all gone.
+    const rows = this.requireDb().prepare(`SELECT device, max(seq) AS seq FROM (
+      SELECT device, seq FROM sequences UNION ALL SELECT device, max(seq) FROM outbox WHERE device IS NOT NULL AND seq IS NOT NULL GROUP BY device
+    ) GROUP BY device`).all() as { device: string; seq: number }[];
     return new Map(rows.map((r) => [r.device, r.seq]));
   }
 
@@ -140,38 +177,48 @@ export class SqliteOutbox implements Outbox {
       this.staged.shift();
       this.stagedDrops += 1;
     }
-    this.scheduleFlush();
+    this.scheduleFlush('soon');
   }
 
   take(max: number, range: IdRange = ALL_IDS): OutboxEntry[] {
-    const out: OutboxEntry[] = [];
+    const out: SizedEntry[] = [];
     this.retry = this.retry.filter((e) => {
-      if (out.length >= max || e.id < range.from || e.id > range.to) return true;
+      const { id } = e.entry;
+      if (out.length >= max || id < range.from || id > range.to) return true;
       out.push(e);
       return false;
     });
-    // Page through the lane past its cursor; skip what is in flight or waiting in `retry`.
+    // Page through the lane past its cursor: the database up to the tail cache's
+    // floor, the cache above it; skip what is in flight or waiting in `retry`.
     const key = `${range.from}-${range.to}`;
     if (!this.cursors.has(key) && this.cursors.size > 8) this.cursors.clear(); // lanes of past connections
     let after = Math.max(this.cursors.get(key) ?? 0, range.from - 1);
-    const queued = new Set(this.retry.map((e) => e.id));
-    while (out.length < max) {
-      const rows = this.requireStatements().page.all(after, range.to, max - out.length) as Row[];
-      if (rows.length === 0) break;
+    const queued = new Set(this.retry.map((e) => e.entry.id));
+    const skip = (id: number): boolean => this.inFlight.has(id) || queued.has(id);
+    while (out.length < max && after < range.to) {
+      if (after >= this.tail.floor) {
+        const { items, last } = this.tail.scan(after, range.to, max - out.length, skip);
+        out.push(...items);
+        after = last;
+        break;
+      }
+      const upTo = Math.min(range.to, this.tail.floor);
+      const rows = this.requireStatements().page.all(after, upTo, max - out.length) as Row[];
+      if (rows.length === 0) after = upTo;
       for (const row of rows) {
         after = row.id;
-        if (this.inFlight.has(row.id) || queued.has(row.id)) continue;
+        if (skip(row.id)) continue;
         const message: UpstreamMessage = {
           kind: row.kind, payload: row.payload,
           ...(row.device === null ? {} : { device: row.device }),
           ...(row.seq === null ? {} : { seq: row.seq }),
         };
-        out.push({ id: row.id, message, enqueuedAt: row.enqueued_at });
+        out.push({ entry: { id: row.id, message, enqueuedAt: row.enqueued_at }, bytes: row.bytes });
       }
     }
     this.cursors.set(key, after);
-    for (const entry of out) this.inFlight.set(entry.id, entry);
-    return out;
+    for (const item of out) this.inFlight.set(item.entry.id, item);
+    return out.map((item) => item.entry);
   }
 
   lastId(): number {
@@ -179,15 +226,18 @@ export class SqliteOutbox implements Outbox {
   }
 
   ack(id: number): void {
-    if (!this.inFlight.delete(id)) return;
-    this.acked.push(id);
-    this.scheduleFlush();
+    const item = this.inFlight.get(id);
+    if (item === undefined) return;
+    this.inFlight.delete(id);
+    this.tail.remove(id);
+    this.acked.push(item);
+    this.scheduleFlush('late');
   }
 
   release(ids: readonly number[]): void {
-    const back = ids.map((id) => this.inFlight.get(id)).filter((e): e is OutboxEntry => e !== undefined);
-    for (const entry of back) this.inFlight.delete(entry.id);
-    this.retry = [...this.retry, ...back].sort((a, b) => a.id - b.id);
+    const back = ids.map((id) => this.inFlight.get(id)).filter((e): e is SizedEntry => e !== undefined);
+    for (const item of back) this.inFlight.delete(item.entry.id);
+    this.retry = [...this.retry, ...back].sort((a, b) => a.entry.id - b.entry.id);
   }
 
   stats(): OutboxStats {
@@ -210,33 +260,31 @@ export class SqliteOutbox implements Outbox {
     const { staged, acked } = this;
     if (staged.length === 0 && acked.length === 0) return;
     const s = this.requireStatements();
-    let addedBytes = 0;
+    const added: SizedEntry[] = [];
     let nextId = this.maxId;
+    let removed = 0;
     try {
       this.requireDb().transaction(() => {
         for (const { message, enqueuedAt } of staged) {
-          const size = Buffer.byteLength(message.payload);
+          const bytes = Buffer.byteLength(message.payload);
           nextId += 1; // explicit ids: no AUTOINCREMENT bookkeeping page written on every commit
-          s.insert.run(nextId, message.kind, message.device ?? null, message.seq ?? null, message.payload, size, enqueuedAt);
-          addedBytes += size;
-          if (message.device !== undefined && message.seq !== undefined) s.seq.run(message.device, message.seq);
+          s.insert.run(nextId, message.kind, message.device ?? null, message.seq ?? null, message.payload, bytes, enqueuedAt);
+          added.push({ entry: { id: nextId, message, enqueuedAt }, bytes });
         }
         if (this.stagedDrops > 0) s.countDrops.run(this.stagedDrops, this.stagedDrops);
-        for (const id of acked) {
-          const row = s.remove.get(id) as { bytes: number } | undefined;
-          if (row !== undefined) {
-            this.rows -= 1;
-            this.bytes -= row.bytes;
-          }
-        }
+        // A message's row holds its sequence number until it is deleted; then `sequences` does
+        // (one page less in the commit of every new message: SD-card wear).
+        this.keepSequences(acked.map((a) => a.entry.message));
+        for (const [from, to] of idRuns(acked.map((a) => a.entry.id))) removed += s.removeRange.run(from, to).changes;
       })();
     } catch (err) {
-      this.rollbackCounts(acked);
       throw this.storageError(err);
     }
     this.maxId = nextId;
-    this.rows += staged.length;
-    this.bytes += addedBytes;
+    this.rows += added.length - removed;
+    this.bytes += added.reduce((n, a) => n + a.bytes, 0) - acked.reduce((n, a) => n + a.bytes, 0);
+    for (const item of added) this.tail.add(item);
+    this.checkpointer?.committed();
     this.staged = [];
     this.acked = [];
     if (this.stagedDrops > 0) this.reportDrops(this.stagedDrops, 'commits failed and the in-memory staging limit was reached');
@@ -250,6 +298,9 @@ export class SqliteOutbox implements Outbox {
   }
 
   async close(): Promise<void> {
+    const checkpointer = this.checkpointer;
+    this.checkpointer = undefined;
+    await checkpointer?.close(); // its connection first: the last one to close checkpoints and removes the WAL
     try {
       this.flush();
     } catch (err) {
@@ -258,18 +309,17 @@ export class SqliteOutbox implements Outbox {
     this.db?.close();
     this.db = undefined;
     this.statements = undefined;
-    await Promise.resolve();
   }
 
   private prepare(db: Database.Database) {
     return {
       insert: db.prepare('INSERT INTO outbox (id, kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       seq: db.prepare('INSERT INTO sequences (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)'),
-      remove: db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes'),
-      page: db.prepare('SELECT id, kind, device, seq, payload, enqueued_at FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?'),
-      oldest: db.prepare('SELECT min(enqueued_at) AS t FROM outbox'),
-      dropOldest: db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) RETURNING id, bytes'),
-      dropOlderThan: db.prepare('DELETE FROM outbox WHERE enqueued_at < ? RETURNING id, bytes'),
+      removeRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
+      page: db.prepare('SELECT id, kind, device, seq, payload, bytes, enqueued_at FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?'),
+      oldest: db.prepare('SELECT enqueued_at AS t FROM outbox ORDER BY id LIMIT 1'),
+      dropOldest: db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) RETURNING id, bytes, device, seq'),
+      dropExpired: db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) AND enqueued_at < ? RETURNING id, bytes, device, seq'),
       countDrops: db.prepare("INSERT INTO counters (name, value) VALUES ('dropped', ?), ('unreported', ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"),
       setCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
     };
@@ -278,28 +328,50 @@ export class SqliteOutbox implements Outbox {
   private enforceBounds(): void {
     this.updateFull();
     const s = this.requireStatements();
-    const dropped: { id: number; bytes: number }[] = [];
+    const sweep = this.options.maxAgeMs > 0 && this.now() - this.lastAgeSweep >= AGE_SWEEP_MS;
+    const overBytes = this.options.policy !== 'stop-polling' && this.bytes > this.options.maxBytes;
+    if (!sweep && !overBytes) return;
+    const dropped: DroppedRow[] = [];
     this.requireDb().transaction(() => {
-      if (this.options.maxAgeMs > 0 && this.now() - this.lastAgeSweep >= AGE_SWEEP_MS) {
-        this.lastAgeSweep = this.now(); // an indexed range delete, at most once a second
-        dropped.push(...(s.dropOlderThan.all(this.now() - this.options.maxAgeMs) as { id: number; bytes: number }[]));
+      if (sweep) {
+        // Oldest first by id (the order they were stored in), at most once a second, stopping
+        // at the first message young enough: no index on enqueued_at to write with every commit.
+        this.lastAgeSweep = this.now();
+        const cutoff = this.now() - this.options.maxAgeMs;
+        const head = s.oldest.get() as { t: number } | undefined;
+        for (let more = head !== undefined && head.t < cutoff; more;) {
+          const batch = s.dropExpired.all(EXPIRE_BATCH, cutoff) as DroppedRow[];
+          dropped.push(...batch);
+          more = batch.length === EXPIRE_BATCH;
+        }
       }
       while (this.options.policy !== 'stop-polling' && this.bytes - dropped.reduce((n, r) => n + r.bytes, 0) > this.options.maxBytes) {
-        const batch = s.dropOldest.all(Math.max(1, Math.ceil(this.rows / 100))) as { id: number; bytes: number }[];
+        const batch = s.dropOldest.all(Math.max(1, Math.ceil(this.rows / 100))) as DroppedRow[];
         if (batch.length === 0) break;
         dropped.push(...batch);
       }
       if (dropped.length > 0) s.countDrops.run(dropped.length, dropped.length);
+      this.keepSequences(dropped);
     })();
     if (dropped.length === 0) return;
     for (const row of dropped) {
       this.rows -= 1;
       this.bytes -= row.bytes;
       this.inFlight.delete(row.id);
+      this.tail.remove(row.id);
     }
     const gone = new Set(dropped.map((r) => r.id));
-    this.retry = this.retry.filter((e) => !gone.has(e.id));
+    this.retry = this.retry.filter((e) => !gone.has(e.entry.id));
     this.reportDrops(dropped.length, 'outbox bound reached');
+  }
+
+  /** Record the highest sequence number per device among rows about to be deleted. */
+  private keepSequences(rows: readonly { device?: string | null; seq?: number | null }[]): void {
+    const last = new Map<string, number>();
+    for (const { device, seq } of rows) {
+      if (device !== undefined && device !== null && seq !== undefined && seq !== null) last.set(device, Math.max(seq, last.get(device) ?? seq));
+    }
+    for (const [device, seq] of last) this.requireStatements().seq.run(device, seq);
   }
 
   private reportDrops(count: number, why: string): void {
@@ -339,8 +411,13 @@ export class SqliteOutbox implements Outbox {
     this.requireStatements().setCounter.run('unreported', this.unreported);
   }
 
-  private scheduleFlush(): void {
-    if (this.flushTimer !== undefined) return;
+  /**
+   * `soon`: new messages wait to be committed (the end of this turn, or
+   * `commitIntervalMs`); `late`: only acknowledgements (ACK_COMMIT_MS).
+   */
+  private scheduleFlush(due: 'soon' | 'late'): void {
+    if (this.flushTimer !== undefined && (this.flushDue === 'soon' || due === 'late')) return;
+    this.clearFlushTimer();
     const run = (): void => {
       this.flushTimer = undefined;
       try {
@@ -351,10 +428,14 @@ export class SqliteOutbox implements Outbox {
           this.options.log.error({ err: failure, staged: this.staged.length }, `${failure.message}; readings wait in memory, retrying every second`);
         }
         this.failing = failure;
+        this.flushDue = 'soon';
         this.flushTimer = setTimeout(run, 1000);
       }
     };
-    this.flushTimer = this.options.commitIntervalMs > 0 ? setTimeout(run, this.options.commitIntervalMs) : setImmediate(run);
+    this.flushDue = due;
+    const { commitIntervalMs } = this.options;
+    if (due === 'late') this.flushTimer = setTimeout(run, Math.max(ACK_COMMIT_MS, commitIntervalMs));
+    else this.flushTimer = commitIntervalMs > 0 ? setTimeout(run, commitIntervalMs) : setImmediate(run);
   }
 
   private clearFlushTimer(): void {
@@ -362,14 +443,7 @@ export class SqliteOutbox implements Outbox {
     clearTimeout(this.flushTimer as NodeJS.Timeout);
     clearImmediate(this.flushTimer as NodeJS.Immediate);
     this.flushTimer = undefined;
-  }
-
-  private rollbackCounts(acked: readonly number[]): void {
-    // The transaction rolled back: recount what the deletes had subtracted.
-    if (acked.length === 0) return;
-    const { n, b } = this.requireDb().prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
-    this.rows = n;
-    this.bytes = b;
+    this.flushDue = undefined;
   }
 
   private storageError(err: unknown): GuardianError {
@@ -389,4 +463,15 @@ export class SqliteOutbox implements Outbox {
     if (this.statements === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', 'outbox used before open() or after close()');
     return this.statements;
   }
+}
+
+/** Sorted ids as runs of consecutive ids [from, to] (one range delete each). */
+function idRuns(ids: number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const id of ids.sort((a, b) => a - b)) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && id === last[1] + 1) last[1] = id;
+    else runs.push([id, id]);
+  }
+  return runs;
 }

@@ -1,0 +1,104 @@
+// The SQLite outbox's in-memory tail (the live lane is served without reading the
+// database back) and its deferred acknowledgement commits.
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import t from 'tap';
+import type { Test } from 'tap';
+import type { UpstreamMessage } from '../../src/core/types.js';
+import { SqliteOutbox } from '../../src/gateway/outbox/sqlite.js';
+import { TailCache } from '../../src/gateway/outbox/tail-cache.js';
+import { captureLogger } from '../fixtures/logs.js';
+import { sleep, tmpDir } from '../fixtures/ports.js';
+
+const item = (id: number, bytes = 10) => ({ entry: { id, message: { kind: 'telemetry' as const, payload: '' }, enqueuedAt: 0 }, bytes });
+const ids = (items: { entry: { id: number } }[]): number[] => items.map((i) => i.entry.id);
+const none = (): boolean => false;
+
+t.test('TailCache: scan in id order past a cursor, skipping removed and skipped ids', async (t) => {
+  const cache = new TailCache(1000);
+  cache.reset(4);
+  for (let id = 5; id <= 12; id++) cache.add(item(id));
+  t.same(ids(cache.scan(4, Number.MAX_SAFE_INTEGER, 3, none).items), [5, 6, 7]);
+  cache.remove(6);
+  cache.remove(3); // below the floor: not cached, ignored
+  cache.remove(99); // never added
+  t.same(cache.scan(4, 10, 100, (id) => id === 8), { items: [item(5), item(7), item(9), item(10)], last: 10 }, 'bounded by `to`; the cursor moves past skipped ids');
+  t.same(ids(cache.scan(9, Number.MAX_SAFE_INTEGER, 100, none).items), [10, 11, 12]);
+  t.same(cache.scan(12, Number.MAX_SAFE_INTEGER, 100, none), { items: [], last: 12 }, 'nothing past the end');
+  cache.remove(5);
+  t.same(ids(cache.scan(0, Number.MAX_SAFE_INTEGER, 100, none).items), [7, 8, 9, 10, 11, 12], 'removing the head moves past it');
+});
+
+t.test('TailCache: past its byte bound the oldest are evicted and the floor rises', async (t) => {
+  const cache = new TailCache(100);
+  cache.reset(0);
+  for (let id = 1; id <= 10; id++) cache.add(item(id, 20));
+  t.equal(cache.floor, 5, 'five 20-byte entries fit in 100 bytes');
+  t.same(ids(cache.scan(0, Number.MAX_SAFE_INTEGER, 100, none).items), [6, 7, 8, 9, 10]);
+  cache.remove(7);
+  cache.add(item(11, 20));
+  t.equal(cache.floor, 5, 'a removed entry frees its bytes');
+  for (let id = 12; id <= 5000; id++) cache.add(item(id, 20));
+  t.equal(cache.floor, 4995);
+  t.same(ids(cache.scan(0, Number.MAX_SAFE_INTEGER, 100, none).items), [4996, 4997, 4998, 4999, 5000], 'still correct after the array was compacted');
+});
+
+const options = async (t: Test) => ({ path: join(await tmpDir(t), 'outbox.db'), maxBytes: 1 << 30, maxAgeMs: 0, commitIntervalMs: 0, synchronous: 'normal' as const, log: captureLogger().log });
+const msg = (seq: number, size = 100): UpstreamMessage => ({ kind: 'telemetry', device: 'a', seq, payload: JSON.stringify({ seq, pad: 'x'.repeat(size) }) });
+const seqsOf = (entries: { message: UpstreamMessage }[]): number[] => entries.map((e) => e.message.seq ?? -1);
+
+t.test('sqlite: a backlog larger than the in-memory tail comes out complete and in order (database, then cache)', async (t) => {
+  const box = new SqliteOutbox(await options(t));
+  box.open();
+  t.teardown(() => box.close());
+  const n = 700; // 700 x ~10 KB = ~7 MB, past the 4 MB tail: the oldest are read back from the database
+  for (let i = 1; i <= n; i++) box.append(msg(i, 10_000));
+  box.flush();
+  const boundary = box.lastId();
+  for (let i = n + 1; i <= n + 20; i++) box.append(msg(i, 10_000));
+  box.flush();
+  const backlog = { from: 1, to: boundary };
+  const live = { from: boundary + 1, to: Number.MAX_SAFE_INTEGER };
+  t.same(seqsOf(box.take(100, live)), Array.from({ length: 20 }, (_, i) => n + 1 + i), 'the live lane is served from the tail');
+  const seen: number[] = [];
+  let round = 0;
+  for (;;) {
+    const batch = box.take(37, backlog);
+    if (batch.length === 0) break;
+    round += 1;
+    // Every third batch fails upstream and comes back first; the rest are confirmed.
+    if (round % 3 === 0) {
+      box.release(batch.map((e) => e.id));
+      continue;
+    }
+    seen.push(...seqsOf(batch));
+    for (const e of batch) box.ack(e.id);
+  }
+  t.same(seen, Array.from({ length: n }, (_, i) => i + 1), 'every backlog message once, in order, across the database/cache floor');
+  box.flush();
+  t.match(box.stats(), { pending: 0, inFlight: 20 });
+});
+
+t.test('sqlite: acknowledgements are committed with the next messages, or within a second on their own', async (t) => {
+  const opts = await options(t);
+  const box = new SqliteOutbox(opts);
+  box.open();
+  t.teardown(() => box.close());
+  const reader = new Database(opts.path, { readonly: true });
+  t.teardown(() => reader.close());
+  const stored = (): number => (reader.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+  for (let i = 1; i <= 4; i++) box.append(msg(i));
+  box.flush();
+  const [a, b] = box.take(2);
+  box.ack(a!.id);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(stored(), 4, 'an acknowledgement alone is not committed at once (a crash now would send it again)');
+  t.equal(box.stats().pending, 2, 'but it no longer counts as pending');
+  box.append(msg(5));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(stored(), 4, 'committed together with the next message: one added, one removed');
+  box.ack(b!.id);
+  await sleep(1300);
+  t.equal(stored(), 3, 'committed on its own within ACK_COMMIT_MS');
+  t.same(seqsOf(box.take(10)), [3, 4, 5]);
+});
