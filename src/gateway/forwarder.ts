@@ -37,7 +37,8 @@ export class Forwarder implements Component {
 
   async start(): Promise<void> {
     this.running = true;
-    this.outbox.onAppend(() => this.schedule());
+    // Right after the commit that made them sendable: no extra event-loop turn on the latency path.
+    this.outbox.onAppend(() => this.pump(false));
     this.upstream.on('connected', () => {
       this.boundary = this.outbox.lastId();
       this.tokens = 0;

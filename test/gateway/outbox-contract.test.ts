@@ -127,7 +127,7 @@ t.test('sqlite: bounds by bytes and by age drop the oldest, count the drops dura
   const logs = captureLogger();
   let now = 1_000_000;
   const path = join(await tmpDir(t), 'o.db');
-  const box = new SqliteOutbox({ path, maxBytes: 1000, maxAgeMs: 60_000, commitIntervalMs: 0, synchronous: 'normal', log: logs.log, now: () => now });
+  const box = new SqliteOutbox({ path, maxBytes: 1000, maxAgeMs: 60_000, commitIntervalMs: 0, synchronous: 'normal', log: logs.log, now: () => now, monoNow: () => now });
   box.open();
   const big = (seq: number): UpstreamMessage => ({ kind: 'telemetry', device: 'a', seq, payload: 'x'.repeat(100) });
   for (let i = 1; i <= 15; i++) box.append(big(i));
@@ -145,7 +145,7 @@ t.test('sqlite: bounds by bytes and by age drop the oldest, count the drops dura
   box.flush();
   t.same(seqs(box.take(100)), [16], 'everything older than maxAgeMs is dropped');
   await box.close();
-  const reopened = new SqliteOutbox({ path, maxBytes: 1000, maxAgeMs: 60_000, commitIntervalMs: 0, synchronous: 'normal', log: logs.log, now: () => now });
+  const reopened = new SqliteOutbox({ path, maxBytes: 1000, maxAgeMs: 60_000, commitIntervalMs: 0, synchronous: 'normal', log: logs.log, now: () => now, monoNow: () => now });
   reopened.open();
   t.teardown(() => reopened.close());
   t.equal(reopened.stats().dropped, 15, 'the drop count survives a restart');

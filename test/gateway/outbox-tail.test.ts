@@ -1,10 +1,12 @@
 // The SQLite outbox's in-memory tail (the live lane is served without reading the
 // database back) and its deferred acknowledgement commits.
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import type { Test } from 'tap';
 import type { UpstreamMessage } from '../../src/core/types.js';
+import { Checkpointer } from '../../src/gateway/outbox/checkpointer.js';
 import { SqliteOutbox } from '../../src/gateway/outbox/sqlite.js';
 import { TailCache } from '../../src/gateway/outbox/tail-cache.js';
 import { captureLogger } from '../fixtures/logs.js';
@@ -79,7 +81,7 @@ t.test('sqlite: a backlog larger than the in-memory tail comes out complete and 
   t.match(box.stats(), { pending: 0, inFlight: 20 });
 });
 
-t.test('sqlite: acknowledgements are committed with the next messages, or within a second on their own', async (t) => {
+t.test('sqlite: acknowledgements are committed within a second, apart from new messages', async (t) => {
   const opts = await options(t);
   const box = new SqliteOutbox(opts);
   box.open();
@@ -96,9 +98,87 @@ t.test('sqlite: acknowledgements are committed with the next messages, or within
   t.equal(box.stats().pending, 2, 'but it no longer counts as pending');
   box.append(msg(5));
   await new Promise((resolve) => setImmediate(resolve));
-  t.equal(stored(), 4, 'committed together with the next message: one added, one removed');
+  t.equal(stored(), 5, 'the next message is committed at once, without the acknowledgement (one page less)');
   box.ack(b!.id);
   await sleep(1300);
-  t.equal(stored(), 3, 'committed on its own within ACK_COMMIT_MS');
+  t.equal(stored(), 3, 'acknowledgements are committed within ACK_COMMIT_MS');
   t.same(seqsOf(box.take(10)), [3, 4, 5]);
+});
+
+t.test('sqlite: numbering continues after a restart when every message was acknowledged and deleted', async (t) => {
+  const opts = await options(t);
+  const first = new SqliteOutbox(opts);
+  first.open();
+  for (let i = 1; i <= 3; i++) first.append(msg(i));
+  first.append({ kind: 'telemetry', device: 'b', seq: 41, payload: '{}' });
+  first.flush();
+  for (const e of first.take(10)) first.ack(e.id);
+  await first.close();
+  const second = new SqliteOutbox(opts);
+  second.open();
+  t.teardown(() => second.close());
+  t.equal(second.stats().pending, 0, 'nothing left to send');
+  t.same(second.sequences(), new Map([['a', 3], ['b', 41]]), 'the deleted rows left their last numbers behind');
+});
+
+t.test('Checkpointer: a worker thread copies the WAL into the database file; without it SQLite checkpoints itself', async (t) => {
+  const path = join(await tmpDir(t), 'c.db');
+  const db = new Database(path);
+  t.teardown(() => { if (db.open) db.close(); });
+  db.pragma('journal_mode = WAL');
+  db.pragma('wal_autocheckpoint = 0');
+  db.exec('CREATE TABLE x (v TEXT)');
+  const insert = db.prepare('INSERT INTO x (v) VALUES (?)');
+  for (let i = 0; i < 200; i++) insert.run('v'.repeat(1000));
+  const before = statSync(path).size;
+  const logs = captureLogger();
+  let unavailable = 0;
+  const cp = new Checkpointer(path, logs.log, () => { unavailable += 1; }, 100, 1);
+  cp.start();
+  cp.committed();
+  const deadline = Date.now() + 5000;
+  while (statSync(path).size === before && Date.now() < deadline) await sleep(50);
+  t.ok(statSync(path).size > before + 150_000, `the database file grew from ${before} to ${statSync(path).size} bytes: the pages were checkpointed`);
+  await cp.close();
+  t.equal(unavailable, 0);
+
+  const missing = new Checkpointer(join(await tmpDir(t), 'nope.db'), logs.log, () => { unavailable += 1; }, 100, 1);
+  missing.start();
+  while (unavailable === 0 && Date.now() < deadline + 5000) await sleep(20);
+  t.equal(unavailable, 1, 'a worker that cannot open the database hands checkpoints back to SQLite');
+  t.ok(logs.lines.some((l) => /checkpoint thread failed/.test(String(l['msg']))), 'and says so in the log');
+  await missing.close();
+});
+
+t.test('a wall-clock step moves what this run stored, so the age bound keeps measuring real age', async (t) => {
+  const day = 86_400_000;
+  let wall = Date.UTC(2020, 0, 1); // a Raspberry Pi without RTC, booted with a stale clock
+  let mono = 0;
+  const logs = captureLogger();
+  const opts = { ...(await options(t)), maxAgeMs: 60_000, log: logs.log, now: () => wall, monoNow: () => mono };
+  const first = new SqliteOutbox(opts);
+  first.open();
+  first.append(msg(1));
+  first.flush();
+  await first.close(); // a restart: message 1 was stored by an earlier run
+  const box = new SqliteOutbox(opts);
+  box.open();
+  t.teardown(() => box.close());
+  wall += 5000;
+  mono += 5000;
+  for (let i = 2; i <= 3; i++) box.append(msg(i));
+  box.flush();
+  box.append(msg(4)); // staged, not yet committed
+  wall += 30 * day; // NTP steps the clock forward by 30 days
+  mono += 10;
+  box.append(msg(5));
+  box.flush();
+  t.same(seqsOf(box.take(10)), [2, 3, 4, 5], "this run's messages survive the 60 s age bound: they are seconds old, not 30 days");
+  t.ok(logs.lines.some((l) => l['code'] === 'GUARDIAN_E_CLOCK_JUMP' && l['moved'] === 2), 'the move is logged with the clock-jump code');
+  t.equal(box.stats().dropped, 1, "the earlier run's message keeps its own clock's time and ages out");
+  wall += 61_000; // real time passes (both clocks)
+  mono += 61_000;
+  box.append(msg(6));
+  box.flush();
+  t.equal(box.stats().dropped, 5, 'and once they really are older than the bound, they go');
 });

@@ -23,7 +23,7 @@ t.test('entries come out in order, stay in flight until acked, and released ones
 t.test('when full, the oldest pending entries are dropped, counted and logged with their code', async (t) => {
   const logs = captureLogger();
   let now = 0;
-  const box = new MemoryOutbox(3, logs.log, () => now);
+  const box = new MemoryOutbox(3, logs.log, () => now, () => now);
   const inFlight = (box.append(msg(1)), box.take(1));
   for (let i = 2; i <= 6; i++) box.append(msg(i));
   t.match(box.stats(), { pending: 2, inFlight: 1, dropped: 3 });

@@ -16,7 +16,13 @@ function device(points: Record<string, unknown>[]): DeviceConfig {
 function harness(points: Record<string, unknown>[]): { poll: (ts: number, readings: RawReading[]) => TelemetryBody | undefined; sent: UpstreamMessage[] } {
   const sent: UpstreamMessage[] = [];
   const p = new Pipeline([device(points)], (m) => sent.push(m));
-  return { poll: (ts, readings) => p.ingest({ device: 'dev', ts, readings }), sent };
+  return {
+    poll: (ts, readings) => {
+      const m = p.ingest({ device: 'dev', ts, readings });
+      return m === undefined ? undefined : JSON.parse(m.payload) as TelemetryBody;
+    },
+    sent,
+  };
 }
 
 const good = (point: string, value: number | boolean | string): RawReading => ({ point, value, quality: 'good' });
@@ -62,5 +68,32 @@ t.test('readings of unknown devices or points are ignored', async (t) => {
   const sent: UpstreamMessage[] = [];
   const p = new Pipeline([device([{ name: 'a', table: 'coil', address: 0, type: 'bool' }])], (m) => sent.push(m));
   t.equal(p.ingest({ device: 'other', ts: 0, readings: [good('a', true)] }), undefined);
-  t.same(p.ingest({ device: 'dev', ts: 0, readings: [good('zzz', 1), good('a', false)] })?.points, { a: false });
+  t.same(JSON.parse(p.ingest({ device: 'dev', ts: 0, readings: [good('zzz', 1), good('a', false)] })?.payload ?? '{}'), { seq: 1, ts: 0, points: { a: false }, quality: { a: 'good' } });
+});
+
+t.test('the hand-written JSON body is the document JSON.stringify would write, for every kind of value and name', async (t) => {
+  // (names are limited to letters, digits, '_', '.', '-' by the schema; integer-like names are the odd case for objects)
+  const names = ['plain', 'a.b', 'x-1', 'Z_9', 'constructor', 'toString', '0', '12'];
+  const values: (number | boolean | string | null)[] = [0, -0, 1.5, -7, 1e21, 1e-7, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity, true, false,
+    '', 'text', 'a "quoted" \\ string', 'line\nbreak\u0001', '\ud83d', 'ünïcode'];
+  const points = names.map((name, i) => ({ name, table: 'holding', address: i, type: 'float32' }));
+  const sent: UpstreamMessage[] = [];
+  const p = new Pipeline([device(points)], (m) => sent.push(m));
+  let seq = 0;
+  for (let round = 0; round < 40; round++) {
+    const readings: RawReading[] = names.map((name, i) => {
+      const bad = (round + i) % 7 === 0;
+      return { point: name, value: bad ? null : values[(round * 3 + i) % values.length] as number, quality: bad ? `bad:exception:${i}` : 'good' };
+    });
+    p.ingest({ device: 'dev', ts: 1_700_000_000_000 + round, readings });
+    seq += 1;
+    const expected: Record<string, unknown> = { seq, ts: 1_700_000_000_000 + round, points: {}, quality: {} };
+    for (const r of readings) {
+      (expected['points'] as Record<string, unknown>)[r.point] = r.quality === 'good' ? r.value : null;
+      (expected['quality'] as Record<string, unknown>)[r.point] = r.quality;
+    }
+    const payload = sent[sent.length - 1]!.payload;
+    t.same(JSON.parse(payload), JSON.parse(JSON.stringify(expected)), `round ${round}: the same document (NaN and Infinity as null)`);
+    t.match(payload, new RegExp(`^\\{"seq":${seq},"ts":\\d+,"points":\\{"plain":`), 'keys in config order, seq and ts first');
+  }
 });

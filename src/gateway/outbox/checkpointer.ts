@@ -32,21 +32,26 @@ type Reply = { ok: true; busy: number; log: number; checkpointed: number } | { o
  * the commit that crosses `wal_autocheckpoint` and fsyncs: on an SD card or a
  * virtual disk that is a multi-millisecond stall of everything (measured: p99.9
  * commit 7.6 ms with it, the rest of commits 0.1-1 ms). Here a worker thread
- * checkpoints every `everyMs` while commits happen. If the worker cannot run,
- * `onUnavailable` turns SQLite's automatic checkpoints back on.
+ * checkpoints after `maxCommits` commits or `everyMs`, whichever comes first
+ * (each checkpoint copies every page changed since the last one: checkpointing
+ * rarely at a low rate writes each page once, not once a second: SD wear).
+ * If the worker cannot run, `onUnavailable` turns SQLite's automatic
+ * checkpoints back on.
  */
 export class Checkpointer {
   private worker: Worker | undefined;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
-  private dirty = false;
+  private commits = 0;
+  private lastRun = performance.now();
   private failing = false;
 
   constructor(
     private readonly path: string,
     private readonly log: Logger,
     private readonly onUnavailable: () => void,
-    private readonly everyMs = 1000,
+    private readonly everyMs = 10_000,
+    private readonly maxCommits = 500,
   ) {}
 
   start(): void {
@@ -61,13 +66,13 @@ export class Checkpointer {
       this.onUnavailable();
     });
     this.worker = worker;
-    this.timer = setInterval(() => this.tick(), this.everyMs);
+    this.timer = setInterval(() => this.tick(), Math.min(1000, this.everyMs));
     this.timer.unref();
   }
 
-  /** Something was committed: the next tick checkpoints. */
+  /** Something was committed. */
   committed(): void {
-    this.dirty = true;
+    this.commits += 1;
   }
 
   /** Stop the thread and close its connection (before the main connection closes). */
@@ -84,8 +89,10 @@ export class Checkpointer {
   }
 
   private tick(): void {
-    if (!this.dirty || this.busy || this.worker === undefined) return;
-    this.dirty = false;
+    if (this.commits === 0 || this.busy || this.worker === undefined) return;
+    if (this.commits < this.maxCommits && performance.now() - this.lastRun < this.everyMs) return;
+    this.commits = 0;
+    this.lastRun = performance.now();
     this.busy = true;
     this.worker.postMessage('checkpoint');
   }
@@ -93,14 +100,14 @@ export class Checkpointer {
   private done(reply: Reply): void {
     this.busy = false;
     if (!reply.ok) {
-      this.dirty = true; // try again next tick
+      this.commits += 1; // try again next time
       if (!this.failing) this.log.warn({ code: reply.code, err: { message: reply.message } }, 'outbox checkpoint failed; retrying (the WAL file grows meanwhile)');
       this.failing = true;
       return;
     }
     if (this.failing) this.log.info({ checkpointed: reply.checkpointed }, 'outbox checkpoints work again');
     this.failing = false;
-    if (reply.checkpointed < reply.log) this.dirty = true; // a reader held part of it: finish next tick
+    if (reply.checkpointed < reply.log) this.commits += 1; // a reader held part of it: finish next time
   }
 
   private stopTimer(): void {

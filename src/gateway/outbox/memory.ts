@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
 import type { UpstreamMessage } from '../../core/types.js';
-import { ALL_IDS, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
+import { ALL_IDS, ClockStepDetector, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
 
 const DROP_LOG_INTERVAL_MS = 10_000;
 
@@ -20,15 +20,26 @@ export class MemoryOutbox implements Outbox {
   private droppedSinceLog = 0;
   private lastDropLog = Number.NEGATIVE_INFINITY;
   private readonly listeners: (() => void)[] = [];
+  private readonly steps: ClockStepDetector;
 
   constructor(
     private readonly maxMessages: number,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+    monoNow?: () => number,
+  ) {
+    this.steps = new ClockStepDetector(monoNow);
+  }
 
   open(): void {
     this.log.warn('outbox: in memory only; messages do not survive a restart');
+  }
+
+  private clockStepped(jumpMs: number): void {
+    const shift = (e: OutboxEntry): OutboxEntry => ({ ...e, enqueuedAt: e.enqueuedAt + jumpMs });
+    this.pending = this.pending.slice(this.head).map(shift);
+    this.head = 0;
+    for (const [id, entry] of this.inFlight) this.inFlight.set(id, shift(entry));
   }
 
   sequences(): Map<string, number> {
@@ -36,7 +47,10 @@ export class MemoryOutbox implements Outbox {
   }
 
   append(message: UpstreamMessage): void {
-    this.pending.push({ id: this.nextId++, message, enqueuedAt: this.now() });
+    const now = this.now();
+    const step = this.steps.check(now);
+    if (step !== 0) this.clockStepped(step);
+    this.pending.push({ id: this.nextId++, message, enqueuedAt: now });
     while (this.pendingCount() + this.inFlight.size > this.maxMessages && this.pendingCount() > 0) {
       this.head += 1;
       this.dropped += 1;

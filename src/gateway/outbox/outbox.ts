@@ -13,6 +13,33 @@ export interface IdRange {
   readonly to: number;
 }
 
+/** A wall-clock step bigger than this between two appends moves the stored timestamps. */
+export const CLOCK_STEP_MS = 1000;
+
+/**
+ * Notices wall-clock steps between appends (against the monotonic clock). A
+ * store moves the enqueue times of what it stored in this run before a step, so
+ * the age bound measures real age: without that, a Raspberry Pi with no RTC,
+ * booted with a stale clock and stepped forward by NTP, would see the readings
+ * it took before the step as days old and drop them. (Entries from before a
+ * restart keep their times: they were taken with that run's clock.)
+ */
+export class ClockStepDetector {
+  private wall: number | undefined;
+  private mono = 0;
+
+  constructor(private readonly monoNow: () => number = () => performance.now()) {}
+
+  /** The step since the last call in ms (0 when within CLOCK_STEP_MS). */
+  check(wallNow: number): number {
+    const mono = this.monoNow();
+    const step = this.wall === undefined ? 0 : Math.round((wallNow - this.wall) - (mono - this.mono));
+    this.wall = wallNow;
+    this.mono = mono;
+    return Math.abs(step) > CLOCK_STEP_MS ? step : 0;
+  }
+}
+
 export const ALL_IDS: IdRange = { from: 1, to: Number.MAX_SAFE_INTEGER };
 
 export interface OutboxStats {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
 import type { MessageKind, UpstreamMessage } from '../../core/types.js';
-import { ALL_IDS, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
+import { ALL_IDS, ClockStepDetector, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
 import { Checkpointer } from './checkpointer.js';
 import { TailCache, type SizedEntry } from './tail-cache.js';
 
@@ -30,6 +30,8 @@ export interface SqliteOutboxOptions {
   readonly synchronous: 'normal' | 'full';
   readonly log: Logger;
   readonly now?: () => number;
+  /** The monotonic clock (tests move it with `now` to age messages without a clock step). */
+  readonly monoNow?: () => number;
 }
 
 interface Row {
@@ -55,6 +57,9 @@ const AGE_SWEEP_MS = 1000;
  * is sent once more after the restart (at-least-once; `seq` tells duplicates).
  */
 const ACK_COMMIT_MS = 1000;
+
+/** Acknowledgements that go with the next commit of new messages even before ACK_COMMIT_MS. */
+const MAX_PENDING_ACKS = 1000;
 
 /** Payload bytes of recently committed messages kept in memory for the live lane. */
 const TAIL_CACHE_BYTES = 4 << 20;
@@ -100,14 +105,17 @@ export class SqliteOutbox implements Outbox {
   private db: Database.Database | undefined;
   private staged: Staged[] = [];
   private acked: SizedEntry[] = [];
-  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  /** When the scheduled commit runs: `soon` (new messages wait for it) or `late` (only acknowledgements). */
-  private flushDue: 'soon' | 'late' | undefined;
+  /** The commit new messages wait for (end of turn, `commitIntervalMs`, or a retry after a failure). */
+  private commitTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** The commit of acknowledgements (ACK_COMMIT_MS): apart from new messages, fewer pages written per commit. */
+  private ackTimer: NodeJS.Timeout | undefined;
   private readonly tail = new TailCache(TAIL_CACHE_BYTES);
   private checkpointer: Checkpointer | undefined;
   /** Per lane (keyed by the range's start): the highest id handed out by paging. */
   private readonly cursors = new Map<string, number>();
   private maxId = 0;
+  /** The highest id stored before this process opened the outbox (rows above it were timed by this run's clock). */
+  private runStartId = 0;
   private lastAgeSweep = Number.NEGATIVE_INFINITY;
   private retry: SizedEntry[] = [];
   private readonly inFlight = new Map<number, SizedEntry>();
@@ -120,6 +128,7 @@ export class SqliteOutbox implements Outbox {
   private readonly fullListeners: ((full: boolean) => void)[] = [];
   private full = false;
   private readonly now: () => number;
+  private readonly steps: ClockStepDetector;
   private statements: ReturnType<SqliteOutbox['prepare']> | undefined;
   /** Set while commits fail (disk full): the error was logged once, recovery will be. */
   private failing: GuardianError | undefined;
@@ -128,6 +137,7 @@ export class SqliteOutbox implements Outbox {
 
   constructor(private readonly options: SqliteOutboxOptions) {
     this.now = options.now ?? Date.now;
+    this.steps = new ClockStepDetector(options.monoNow);
   }
 
   /** Open (creating) the database and recover its counters; everything stored is pending again. */
@@ -145,6 +155,7 @@ export class SqliteOutbox implements Outbox {
     this.db = db;
     // Checkpoints (and their fsyncs) run in a worker thread, not inside a commit on the event loop.
     db.pragma('wal_autocheckpoint = 0');
+    db.pragma('journal_size_limit = 8388608'); // after a backlog drained, the WAL file shrinks back to 8 MB
     this.checkpointer = new Checkpointer(this.options.path, this.options.log, () => {
       if (this.db === db && db.open) db.pragma('wal_autocheckpoint = 1000');
     });
@@ -155,10 +166,23 @@ export class SqliteOutbox implements Outbox {
     this.bytes = b;
     this.maxId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM outbox').get() as { m: number }).m;
     this.tail.reset(this.maxId);
+    this.runStartId = this.maxId;
     const counter = (name: string): number => (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
     this.dropped = counter('dropped');
     this.unreported = counter('unreported');
     this.options.log.info({ path: this.options.path, pending: n, bytes: b }, 'outbox opened');
+  }
+
+  /** Move the enqueue times of what this run stored before a wall-clock step (see ClockStepDetector). */
+  private clockStepped(jumpMs: number): void {
+    this.staged = this.staged.map((st) => ({ ...st, enqueuedAt: st.enqueuedAt + jumpMs }));
+    try {
+      const moved = this.requireStatements().shiftTimes.run(jumpMs, this.runStartId).changes;
+      if (moved > 0) this.options.log.info({ code: 'GUARDIAN_E_CLOCK_JUMP', jumpMs, moved }, 'the clock stepped: stored messages keep their real age for the age bound');
+    } catch (err) {
+      // Only the age bound is affected (it may drop these early or late): log it, keep going.
+      this.options.log.warn({ err: this.storageError(err), jumpMs }, 'could not move stored timestamps after a clock step');
+    }
   }
 
   /** The last committed sequence number of every device. */
@@ -171,13 +195,16 @@ export class SqliteOutbox implements Outbox {
   }
 
   append(message: UpstreamMessage): void {
-    this.staged.push({ message, enqueuedAt: this.now() });
+    const now = this.now();
+    const step = this.steps.check(now);
+    if (step !== 0) this.clockStepped(step);
+    this.staged.push({ message, enqueuedAt: now });
     if (this.staged.length > MAX_STAGED) {
       // Commits are failing (disk full) and memory is the only place left: keep the newest.
       this.staged.shift();
       this.stagedDrops += 1;
     }
-    this.scheduleFlush('soon');
+    this.scheduleCommit();
   }
 
   take(max: number, range: IdRange = ALL_IDS): OutboxEntry[] {
@@ -231,7 +258,7 @@ export class SqliteOutbox implements Outbox {
     this.inFlight.delete(id);
     this.tail.remove(id);
     this.acked.push(item);
-    this.scheduleFlush('late');
+    if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.commitOrRetry(true), Math.max(ACK_COMMIT_MS, this.options.commitIntervalMs));
   }
 
   release(ids: readonly number[]): void {
@@ -254,10 +281,15 @@ export class SqliteOutbox implements Outbox {
     this.listeners.push(listener);
   }
 
-  /** Commit what is staged now (also called on shutdown). */
-  flush(): void {
-    this.clearFlushTimer();
-    const { staged, acked } = this;
+  /**
+   * Commit what is staged now, and the acknowledgements unless `withAcks` is
+   * false (they wait for their own timer unless MAX_PENDING_ACKS piled up).
+   */
+  flush(withAcks = true): void {
+    this.clearCommitTimer();
+    const staged = this.staged;
+    const acked = withAcks || this.acked.length >= MAX_PENDING_ACKS ? this.acked : [];
+    if (acked === this.acked) this.clearAckTimer();
     if (staged.length === 0 && acked.length === 0) return;
     const s = this.requireStatements();
     const added: SizedEntry[] = [];
@@ -286,7 +318,7 @@ export class SqliteOutbox implements Outbox {
     for (const item of added) this.tail.add(item);
     this.checkpointer?.committed();
     this.staged = [];
-    this.acked = [];
+    if (acked === this.acked) this.acked = [];
     if (this.stagedDrops > 0) this.reportDrops(this.stagedDrops, 'commits failed and the in-memory staging limit was reached');
     this.stagedDrops = 0;
     if (this.failing !== undefined) {
@@ -315,6 +347,7 @@ export class SqliteOutbox implements Outbox {
     return {
       insert: db.prepare('INSERT INTO outbox (id, kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       seq: db.prepare('INSERT INTO sequences (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)'),
+      shiftTimes: db.prepare('UPDATE outbox SET enqueued_at = enqueued_at + ? WHERE id > ?'),
       removeRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
       page: db.prepare('SELECT id, kind, device, seq, payload, bytes, enqueued_at FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?'),
       oldest: db.prepare('SELECT enqueued_at AS t FROM outbox ORDER BY id LIMIT 1'),
@@ -411,39 +444,39 @@ export class SqliteOutbox implements Outbox {
     this.requireStatements().setCounter.run('unreported', this.unreported);
   }
 
-  /**
-   * `soon`: new messages wait to be committed (the end of this turn, or
-   * `commitIntervalMs`); `late`: only acknowledgements (ACK_COMMIT_MS).
-   */
-  private scheduleFlush(due: 'soon' | 'late'): void {
-    if (this.flushTimer !== undefined && (this.flushDue === 'soon' || due === 'late')) return;
-    this.clearFlushTimer();
-    const run = (): void => {
-      this.flushTimer = undefined;
-      try {
-        this.flush();
-      } catch (err) {
-        const failure = err instanceof GuardianError ? err : new GuardianError('GUARDIAN_E_OUTBOX_WRITE', String(err), {}, { cause: err });
-        if (this.failing === undefined) {
-          this.options.log.error({ err: failure, staged: this.staged.length }, `${failure.message}; readings wait in memory, retrying every second`);
-        }
-        this.failing = failure;
-        this.flushDue = 'soon';
-        this.flushTimer = setTimeout(run, 1000);
-      }
-    };
-    this.flushDue = due;
+  private scheduleCommit(): void {
+    if (this.commitTimer !== undefined) return;
     const { commitIntervalMs } = this.options;
-    if (due === 'late') this.flushTimer = setTimeout(run, Math.max(ACK_COMMIT_MS, commitIntervalMs));
-    else this.flushTimer = commitIntervalMs > 0 ? setTimeout(run, commitIntervalMs) : setImmediate(run);
+    this.commitTimer = commitIntervalMs > 0 ? setTimeout(() => this.commitOrRetry(false), commitIntervalMs) : setImmediate(() => this.commitOrRetry(false));
   }
 
-  private clearFlushTimer(): void {
-    if (this.flushTimer === undefined) return;
-    clearTimeout(this.flushTimer as NodeJS.Timeout);
-    clearImmediate(this.flushTimer as NodeJS.Immediate);
-    this.flushTimer = undefined;
-    this.flushDue = undefined;
+  /** A timed commit; when it fails (disk full), everything waits in memory and it is retried every second. */
+  private commitOrRetry(withAcks: boolean): void {
+    this.commitTimer = undefined;
+    if (withAcks) this.ackTimer = undefined;
+    try {
+      this.flush(withAcks);
+    } catch (err) {
+      const failure = err instanceof GuardianError ? err : new GuardianError('GUARDIAN_E_OUTBOX_WRITE', String(err), {}, { cause: err });
+      if (this.failing === undefined) {
+        this.options.log.error({ err: failure, staged: this.staged.length }, `${failure.message}; readings wait in memory, retrying every second`);
+      }
+      this.failing = failure;
+      this.clearCommitTimer();
+      this.commitTimer = setTimeout(() => this.commitOrRetry(true), 1000);
+    }
+  }
+
+  private clearCommitTimer(): void {
+    if (this.commitTimer === undefined) return;
+    clearTimeout(this.commitTimer as NodeJS.Timeout);
+    clearImmediate(this.commitTimer as NodeJS.Immediate);
+    this.commitTimer = undefined;
+  }
+
+  private clearAckTimer(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
   }
 
   private storageError(err: unknown): GuardianError {
