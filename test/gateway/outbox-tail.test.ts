@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import type { Test } from 'tap';
 import type { UpstreamMessage } from '../../src/core/types.js';
-import { Checkpointer } from '../../src/gateway/outbox/checkpointer.js';
+import { Checkpointer, type Reply } from '../../src/gateway/outbox/checkpointer.js';
 import { SqliteOutbox } from '../../src/gateway/outbox/sqlite.js';
 import { TailCache } from '../../src/gateway/outbox/tail-cache.js';
 import { captureLogger } from '../fixtures/logs.js';
@@ -121,33 +121,62 @@ t.test('sqlite: numbering continues after a restart when every message was ackno
   t.same(second.sequences(), new Map([['a', 3], ['b', 41]]), 'the deleted rows left their last numbers behind');
 });
 
-t.test('Checkpointer: a worker thread copies the WAL into the database file; without it SQLite checkpoints itself', async (t) => {
-  const path = join(await tmpDir(t), 'c.db');
-  const db = new Database(path);
-  t.teardown(() => { if (db.open) db.close(); });
-  db.pragma('journal_mode = WAL');
-  db.pragma('wal_autocheckpoint = 0');
-  db.exec('CREATE TABLE x (v TEXT)');
-  const insert = db.prepare('INSERT INTO x (v) VALUES (?)');
-  for (let i = 0; i < 200; i++) insert.run('v'.repeat(1000));
-  const before = statSync(path).size;
+t.test('Checkpointer: a thread copies the WAL into the database file at busy rates, the event loop does it at low rates or when the thread cannot run', async (t) => {
   const logs = captureLogger();
-  let unavailable = 0;
-  const cp = new Checkpointer(path, logs.log, () => { unavailable += 1; }, 100, 1);
-  cp.start();
-  cp.committed();
-  const deadline = Date.now() + 5000;
-  while (statSync(path).size === before && Date.now() < deadline) await sleep(50);
-  t.ok(statSync(path).size > before + 150_000, `the database file grew from ${before} to ${statSync(path).size} bytes: the pages were checkpointed`);
-  await cp.close();
-  t.equal(unavailable, 0);
+  const walDb = async (): Promise<{ path: string; db: Database.Database; here: () => Reply; calls: () => number }> => {
+    const path = join(await tmpDir(t), 'c.db');
+    const db = new Database(path);
+    t.teardown(() => { if (db.open) db.close(); });
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.exec('CREATE TABLE x (v TEXT)');
+    const insert = db.prepare('INSERT INTO x (v) VALUES (?)');
+    for (let i = 0; i < 200; i++) insert.run('v'.repeat(1000));
+    let n = 0;
+    const here = (): Reply => {
+      n += 1;
+      const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+      return { ok: true, busy: r!.busy, log: r!.log, checkpointed: r!.checkpointed };
+    };
+    return { path, db, here, calls: () => n };
+  };
+  const grown = async (path: string, before: number): Promise<number> => {
+    const deadline = Date.now() + 5000;
+    while (statSync(path).size < before + 150_000 && Date.now() < deadline) await sleep(20);
+    return statSync(path).size;
+  };
 
-  const missing = new Checkpointer(join(await tmpDir(t), 'nope.db'), logs.log, () => { unavailable += 1; }, 100, 1);
-  missing.start();
-  while (unavailable === 0 && Date.now() < deadline + 5000) await sleep(20);
-  t.equal(unavailable, 1, 'a worker that cannot open the database hands checkpoints back to SQLite');
-  t.ok(logs.lines.some((l) => /checkpoint thread failed/.test(String(l['msg']))), 'and says so in the log');
-  await missing.close();
+  const busy = await walDb();
+  const before = statSync(busy.path).size;
+  const cp = new Checkpointer(busy.path, logs.log, busy.here, 100, 5, 3);
+  cp.start();
+  for (let i = 0; i < 5; i++) cp.committed();
+  const size = await grown(busy.path, before);
+  t.ok(size > before + 150_000, `busy: the database file grew from ${before} to ${size} bytes`);
+  t.ok(cp.threaded, 'on the checkpoint thread');
+  t.equal(busy.calls(), 0, 'not on the event loop');
+  await cp.close();
+
+  const quiet = await walDb();
+  const cp2 = new Checkpointer(quiet.path, logs.log, quiet.here, 100, 1000, 10);
+  cp2.start();
+  cp2.committed();
+  t.ok(await grown(quiet.path, before) > before + 150_000, 'quiet: checkpointed too');
+  t.equal(quiet.calls(), 1, 'on the event loop');
+  t.notOk(cp2.threaded, 'no thread for an idle gateway');
+  await cp2.close();
+
+  const broken = await walDb();
+  const cp3 = new Checkpointer(join(await tmpDir(t), 'nope.db'), logs.log, broken.here, 100, 1, 1);
+  cp3.start();
+  cp3.committed();
+  const deadline = Date.now() + 5000;
+  while (!logs.lines.some((l) => /checkpoint thread failed/.test(String(l['msg']))) && Date.now() < deadline) await sleep(20);
+  t.ok(logs.lines.some((l) => /checkpoint thread failed/.test(String(l['msg']))), 'a thread that cannot open the database says so in the log');
+  cp3.committed();
+  while (broken.calls() === 0 && Date.now() < deadline) await sleep(20);
+  t.equal(broken.calls(), 1, 'and checkpoints run on the event loop from then on');
+  await cp3.close();
 });
 
 t.test('a wall-clock step moves what this run stored, so the age bound keeps measuring real age', async (t) => {

@@ -25,7 +25,7 @@ parentPort.on('message', (m) => {
 });
 `;
 
-type Reply = { ok: true; busy: number; log: number; checkpointed: number } | { ok: false; code: string; message: string };
+export type Reply = { ok: true; busy: number; log: number; checkpointed: number } | { ok: false; code: string; message: string };
 
 /**
  * WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside
@@ -35,8 +35,11 @@ type Reply = { ok: true; busy: number; log: number; checkpointed: number } | { o
  * checkpoints after `maxCommits` commits or `everyMs`, whichever comes first
  * (each checkpoint copies every page changed since the last one: checkpointing
  * rarely at a low rate writes each page once, not once a second: SD wear).
- * If the worker cannot run, `onUnavailable` turns SQLite's automatic
- * checkpoints back on.
+ * At a low commit rate (fewer than `threadAbove` commits since the last one)
+ * the checkpoint runs on the event loop through `here` instead: a few ms every
+ * 10 s stall almost nothing then, and an idle gateway does not keep a thread
+ * (a V8 isolate, ~8 MB) for it. The thread starts the first time the rate is
+ * high; if it cannot run, every checkpoint runs `here`.
  */
 export class Checkpointer {
   private worker: Worker | undefined;
@@ -45,31 +48,41 @@ export class Checkpointer {
   private commits = 0;
   private lastRun = performance.now();
   private failing = false;
+  private threadFailed = false;
 
   constructor(
     private readonly path: string,
     private readonly log: Logger,
-    private readonly onUnavailable: () => void,
+    private readonly here: () => Reply,
     private readonly everyMs = 10_000,
     // Each checkpoint's fsyncs stall a concurrent commit for a few ms (the kernel
     // serialises them on the WAL file): at 400 commits/s, one stall every 5 s.
     private readonly maxCommits = 2000,
+    private readonly threadAbove = 200,
   ) {}
 
   start(): void {
+    this.timer = setInterval(() => this.tick(), Math.min(1000, this.everyMs));
+    this.timer.unref();
+  }
+
+  /** Whether the checkpoint thread is running (it starts with the first busy checkpoint). */
+  get threaded(): boolean {
+    return this.worker !== undefined;
+  }
+
+  private startThread(): void {
     const module = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(WORKER_CODE, { eval: true, workerData: { module, path: this.path } });
     worker.unref();
     worker.on('message', (reply: Reply) => this.done(reply));
     worker.on('error', (err) => {
-      this.log.warn({ err, code: 'GUARDIAN_E_OUTBOX_WRITE' }, 'outbox checkpoint thread failed: SQLite checkpoints on the main thread from now on');
-      this.stopTimer();
+      this.log.warn({ err, code: 'GUARDIAN_E_OUTBOX_WRITE' }, 'outbox checkpoint thread failed: checkpoints run on the main thread from now on');
       this.worker = undefined;
-      this.onUnavailable();
+      this.threadFailed = true;
+      this.busy = false;
     });
     this.worker = worker;
-    this.timer = setInterval(() => this.tick(), Math.min(1000, this.everyMs));
-    this.timer.unref();
   }
 
   /** Something was committed. */
@@ -91,10 +104,23 @@ export class Checkpointer {
   }
 
   private tick(): void {
-    if (this.commits === 0 || this.busy || this.worker === undefined) return;
+    if (this.commits === 0 || this.busy) return;
     if (this.commits < this.maxCommits && performance.now() - this.lastRun < this.everyMs) return;
+    const busyRate = this.commits >= this.threadAbove;
     this.commits = 0;
     this.lastRun = performance.now();
+    if (this.worker === undefined && busyRate && !this.threadFailed) this.startThread();
+    if (this.worker === undefined) {
+      let reply: Reply;
+      try {
+        reply = this.here();
+      } catch (err) {
+        const e = err as { code?: unknown; message?: unknown };
+        reply = { ok: false, code: typeof e.code === 'string' ? e.code : '', message: String(e.message) };
+      }
+      this.done(reply);
+      return;
+    }
     this.busy = true;
     this.worker.postMessage('checkpoint');
   }

@@ -161,7 +161,8 @@ export class SqliteOutbox implements Outbox {
     db.pragma('wal_autocheckpoint = 0');
     db.pragma('journal_size_limit = 33554432'); // after a backlog drained, the WAL file shrinks back to 32 MB
     this.checkpointer = new Checkpointer(this.options.path, this.options.log, () => {
-      if (this.db === db && db.open) db.pragma('wal_autocheckpoint = 1000');
+      const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+      return { ok: true, busy: r?.busy ?? 0, log: r?.log ?? 0, checkpointed: r?.checkpointed ?? 0 };
     });
     this.checkpointer.start();
     this.statements = this.prepare(db);
@@ -262,7 +263,10 @@ export class SqliteOutbox implements Outbox {
     this.inFlight.delete(id);
     this.tail.remove(id);
     this.acked.push(item);
-    if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.commitOrRetry(true), Math.max(ACK_COMMIT_MS, this.options.commitIntervalMs));
+    // With a commit interval, acknowledgements ride with the interval's commit (one commit per
+    // interval in all); committing every turn, they wait for their own timer.
+    if (this.options.commitIntervalMs > 0) this.scheduleCommit();
+    else if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.commitOrRetry(true), ACK_COMMIT_MS);
   }
 
   release(ids: readonly number[]): void {
@@ -451,7 +455,7 @@ export class SqliteOutbox implements Outbox {
   private scheduleCommit(): void {
     if (this.commitTimer !== undefined) return;
     const { commitIntervalMs } = this.options;
-    this.commitTimer = commitIntervalMs > 0 ? setTimeout(() => this.commitOrRetry(false), commitIntervalMs) : setImmediate(() => this.commitOrRetry(false));
+    this.commitTimer = commitIntervalMs > 0 ? setTimeout(() => this.commitOrRetry(true), commitIntervalMs) : setImmediate(() => this.commitOrRetry(false));
   }
 
   /** A timed commit; when it fails (disk full), everything waits in memory and it is retried every second. */
