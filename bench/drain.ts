@@ -60,7 +60,7 @@ import { startModbusServer } from '../test/fixtures/pymodbus.js';
 import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
 import { sleep } from '../test/fixtures/ports.js';
 import {
-  CpuMeter, ROOT, cleanup, distIsStale, envNum, exited, fileSize, fmt, installCleanup, ioDelta, makeLog, memKB,
+  CpuMeter, ROOT, cleanup, configPatch, deepMerge, distIsStale, envNum, exited, fileSize, fmt, installCleanup, ioDelta, makeLog, memKB,
   onTeardown, percentile, procIo, startLinkProxy, startMosquitto, stopChild, track, trackPid, type ProcIo,
 } from './lib.js';
 
@@ -79,7 +79,7 @@ const SDWEAR_WARMUP_S = envNum('SDWEAR_WARMUP_S', 5);
 const SDWEAR_S = envNum('SDWEAR_S', 30);
 const TARGET_RATE = envNum('DRAIN_TARGET', 5000);
 const PHASES = (process.env['BENCH_PHASES'] ?? 'drain,sdwear').split(',');
-const CONFIG_PATCH = JSON.parse(process.env['BENCH_CONFIG_PATCH'] ?? '{}') as Record<string, unknown>;
+const CONFIG_PATCH = configPatch();
 const CPU_PROFILE_DIR = process.env['BENCH_CPU_PROFILE'];
 const GUARDIAN_ROOT = process.env['BENCH_GUARDIAN_ROOT'] ?? ROOT;
 const KEEP = process.env['BENCH_KEEP'] === '1';
@@ -163,19 +163,6 @@ function onMessage(topic: string, payload: Buffer): void {
 
 // ---- Guardian ----
 interface DeviceSpec { name: string; port: number; unit: number; intervalMs: number; quietAfterFailure: boolean }
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(patch)) {
-    const b = out[k];
-    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
-  }
-  return out;
-}
 
 function guardianConfig(gatewayId: string, stateDir: string, url: string, devices: DeviceSpec[]): string {
   const points = Array.from({ length: POINTS }, (_, i) => ({ name: `r${i}`, table: 'holding', address: i, type: 'uint16' }));

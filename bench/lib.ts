@@ -244,3 +244,25 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
 }
+
+// ---- config patches (BENCH_CONFIG_PATCH) ----
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `patch` laid over `base`, objects merged key by key (arrays and values replaced). */
+export function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    const b = out[k];
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+/** BENCH_CONFIG_PATCH: a JSON object merged into Guardian's generated config, e.g. '{"outbox":{"store":"memory"}}'. */
+export function configPatch(): Record<string, unknown> {
+  const patch: unknown = JSON.parse(process.env['BENCH_CONFIG_PATCH'] ?? '{}');
+  if (!isObject(patch)) throw new Error('BENCH_CONFIG_PATCH must be a JSON object');
+  return patch;
+}

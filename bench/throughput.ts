@@ -34,7 +34,8 @@
 // The subscriber (mqtt.js, MQTT 5, QoS 1) lives in this process; it reads only
 // the body's prefix ({"seq":N,"ts":N,) and checks seq continuity per device.
 // BENCH_CPU_PROFILE=DIR runs both systems with --cpu-prof into DIR (fixed and max
-// phases; summarise with bench/profile-summary.ts). BENCH_PHASES=fixed,max and
+// phases; summarise with bench/profile-summary.ts). BENCH_CONFIG_PATCH='{"outbox":{"store":"memory"}}'
+// is merged into Guardian's config. BENCH_PHASES=fixed,max and
 // BENCH_SYSTEMS=guardian run a subset (no summary line then); BENCH_NODE_ARGS adds
 // node flags to both systems; BENCH_KEEP=1 keeps the temp dir (configs, logs);
 // BENCH_GUARDIAN_ROOT runs another Guardian install (a dir with bin/, dist/, config/,
@@ -55,7 +56,7 @@ import ts from 'typescript';
 import { startModbusServer } from '../test/fixtures/pymodbus.js';
 import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
 import { freePort, sleep, waitForPort } from '../test/fixtures/ports.js';
-import { CpuMeter, distIsStale, memKB, percentile } from './lib.js';
+import { configPatch, CpuMeter, deepMerge, distIsStale, memKB, percentile } from './lib.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = (name: string, def: number): number => {
@@ -175,7 +176,7 @@ function deviceSpecs(servers: ModbusServer[]): DeviceSpec[] {
 
 function guardianConfig(gatewayId: string, stateDir: string, url: string, devices: DeviceSpec[], intervalMs: number): string {
   const points = Array.from({ length: REGISTERS }, (_, i) => ({ name: `r${i}`, table: 'holding', address: i, type: 'uint16' }));
-  return JSON.stringify({ // YAML 1.2 is a superset of JSON
+  return JSON.stringify(deepMerge({ // YAML 1.2 is a superset of JSON
     version: 1,
     gateway: { id: gatewayId, stateDir, logLevel: 'info' },
     upstream: { mqtt: { url } },
@@ -183,7 +184,7 @@ function guardianConfig(gatewayId: string, stateDir: string, url: string, device
       name: `bus-${d.name}`, type: 'tcp', host: '127.0.0.1', port: d.port,
       devices: [{ name: d.name, unitId: d.unit, pollIntervalMs: intervalMs, timeoutMs: 1000, points }],
     })),
-  }, null, 1);
+  }, configPatch()), null, 1);
 }
 
 function compileReference(): string {
