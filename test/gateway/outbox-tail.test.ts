@@ -179,6 +179,43 @@ t.test('Checkpointer: a thread copies the WAL into the database file at busy rat
   await cp3.close();
 });
 
+t.test('Checkpointer: under a steady stream of commits the WAL file stays bounded (the event loop finishes what the thread began)', async (t) => {
+  const run = async (finishAbove: number): Promise<{ walMB: number; here: number }> => {
+    const path = join(await tmpDir(t), 's.db');
+    const db = new Database(path);
+    t.teardown(() => { if (db.open) db.close(); });
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.pragma('journal_size_limit = 1048576');
+    db.exec('CREATE TABLE x (id INTEGER PRIMARY KEY, v TEXT)');
+    const insert = db.prepare('INSERT INTO x (v) VALUES (?)');
+    const remove = db.prepare('DELETE FROM x WHERE id < ?');
+    let here = 0;
+    const cp = new Checkpointer(path, captureLogger().log, () => {
+      here += 1;
+      const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+      return { ok: true, busy: r!.busy, log: r!.log, checkpointed: r!.checkpointed };
+    }, 200, 100, 1, finishAbove);
+    cp.start();
+    const end = Date.now() + 1500;
+    let id = 0;
+    while (Date.now() < end) { // a commit per turn, like the outbox under load
+      const info = insert.run('v'.repeat(1000));
+      id = Number(info.lastInsertRowid);
+      if (id % 50 === 0) remove.run(id - 100);
+      cp.committed();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await cp.close();
+    return { walMB: statSync(`${path}-wal`).size / 1e6, here };
+  };
+  const unbounded = await run(Number.POSITIVE_INFINITY);
+  const bounded = await run(500);
+  t.ok(unbounded.walMB > 10, `without finishing on the event loop the WAL grows (${unbounded.walMB.toFixed(1)} MB)`);
+  t.ok(bounded.here > 0, 'the event loop finished checkpoints');
+  t.ok(bounded.walMB < 4, `with it the WAL stays small (${bounded.walMB.toFixed(1)} MB)`);
+});
+
 t.test('a wall-clock step moves what this run stored, so the age bound keeps measuring real age', async (t) => {
   const day = 86_400_000;
   let wall = Date.UTC(2020, 0, 1); // a Raspberry Pi without RTC, booted with a stale clock
