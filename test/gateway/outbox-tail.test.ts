@@ -195,9 +195,9 @@ t.test('Checkpointer: under a steady stream of commits the WAL file stays bounde
       here += 1;
       const [r] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
       return { ok: true, busy: r!.busy, log: r!.log, checkpointed: r!.checkpointed };
-    }, 200, 100, 1, finishAbove);
+    }, 50, 100, 1, finishAbove);
     cp.start();
-    const end = Date.now() + 1500;
+    const end = Date.now() + 600;
     let id = 0;
     while (Date.now() < end) { // a commit per turn, like the outbox under load
       const info = insert.run('v'.repeat(1000));
@@ -213,7 +213,7 @@ t.test('Checkpointer: under a steady stream of commits the WAL file stays bounde
   const bounded = await run(500);
   t.ok(unbounded.walMB > 10, `without finishing on the event loop the WAL grows (${unbounded.walMB.toFixed(1)} MB)`);
   t.ok(bounded.here > 0, 'the event loop finished checkpoints');
-  t.ok(bounded.walMB < 4, `with it the WAL stays small (${bounded.walMB.toFixed(1)} MB)`);
+  t.ok(bounded.walMB < unbounded.walMB / 4, `with it the WAL stays bounded (${bounded.walMB.toFixed(1)} MB: what one tick of commits adds)`);
 });
 
 t.test('a wall-clock step moves what this run stored, so the age bound keeps measuring real age', async (t) => {
