@@ -7,7 +7,7 @@ import type {
 import { deepFreeze } from '../../core/freeze.js';
 import { GuardianError } from '../../core/errors.js';
 import { ConfigError } from './config-error.js';
-import { formatSchemaError } from './schema-errors.js';
+import { formatSchemaError } from '../../core/schema-errors.js';
 import { semanticErrors } from './semantic.js';
 
 export const SCHEMA_URL = new URL('../../../config/guardian.schema.json', import.meta.url);

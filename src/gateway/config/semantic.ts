@@ -3,7 +3,7 @@
  * run on the raw document next to the schema so every problem is reported at
  * once; each check guards its own shape, since the schema may have failed too.
  */
-import { joinPath } from './schema-errors.js';
+import { joinPath } from '../../core/schema-errors.js';
 
 type Rec = Record<string, unknown>;
 /** How a raw value reads in a message. */

@@ -1,0 +1,238 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { posix } from 'node:path';
+import { Ajv } from 'ajv';
+import { parseDocument } from 'yaml';
+import { GuardianError } from '../core/errors.js';
+import { deepFreeze } from '../core/freeze.js';
+import { formatSchemaError, joinPath } from '../core/schema-errors.js';
+
+export const MANIFEST_SCHEMA_URL = new URL('../../config/app_manifest.schema.json', import.meta.url);
+export const DEFAULT_MANIFEST_PATH = '/etc/guardian/app_manifest.json';
+
+/** One `AllowedConnections` entry: a host name (only as named), an IP address, or a CIDR block; optionally one port. */
+export interface Endpoint {
+  readonly kind: 'host' | 'ip' | 'cidr';
+  /** Lower-case host name, or the address (of the block). */
+  readonly value: string;
+  readonly family?: 4 | 6;
+  readonly prefix?: number;
+  /** Only this port when set; any port when absent (as Azure Sphere). */
+  readonly port?: number;
+  /** The entry as written. */
+  readonly source: string;
+}
+
+export interface WriteRule {
+  readonly table: 'coil' | 'holding';
+  readonly from: number;
+  readonly to: number;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+export interface DeviceWritePolicy {
+  readonly allow: readonly WriteRule[];
+  readonly maxWritesPerMinute?: number;
+}
+
+export interface Manifest {
+  readonly name: string;
+  readonly componentId: string;
+  readonly allowedConnections: readonly Endpoint[];
+  readonly tcpServerPorts: readonly number[];
+  readonly udpServerPorts: readonly number[];
+  /** Serial devices that may be opened (`/dev/...` entries of `Uart`). */
+  readonly uarts: readonly string[];
+  /** Azure Sphere capabilities and entries that mean nothing on Linux: accepted, logged once. */
+  readonly ignored: readonly string[];
+  /** Per device; a device that is not here may not be written at all. */
+  readonly writePolicy: ReadonlyMap<string, DeviceWritePolicy>;
+}
+
+/** Every problem of a manifest, one `<path>: <problem>` line each (the config's error style). */
+export class ManifestError extends GuardianError {
+  constructor(code: 'GUARDIAN_E_MANIFEST_READ' | 'GUARDIAN_E_MANIFEST_PARSE' | 'GUARDIAN_E_MANIFEST_INVALID', readonly source: string, readonly problems: readonly string[]) {
+    super(code, `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.join('\n')}`, { path: source });
+  }
+}
+
+type Rec = Record<string, unknown>;
+const USED = new Set(['AllowedConnections', 'AllowedTcpServerPorts', 'AllowedUdpServerPorts', 'Uart']);
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+function schemaProblems(doc: unknown): string[] {
+  if (validator === undefined) {
+    const schema = JSON.parse(readFileSync(MANIFEST_SCHEMA_URL, 'utf8')) as Rec;
+    validator = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(schema);
+  }
+  validator(doc) as boolean; // a synchronous schema: errors are on the validator
+  return (validator.errors ?? []).map(formatSchemaError);
+}
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Parse one `AllowedConnections` entry, or say what is wrong with it. */
+export function parseEndpoint(source: string): Endpoint | string {
+  let rest = source.trim();
+  let port: number | undefined;
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
+  if (bracketed !== null) {
+    rest = bracketed[1] ?? '';
+    if (isIP(rest) !== 6) return `'${source}' is not an IPv6 address in brackets`;
+    if (bracketed[2] !== undefined) port = Number(bracketed[2]);
+  } else if ((rest.match(/:/g) ?? []).length === 1) {
+    const [host = '', p = ''] = rest.split(':');
+    if (!/^\d+$/.test(p)) return `'${source}' has a bad port '${p}' (a number 1-65535 after ':')`;
+    rest = host;
+    port = Number(p);
+  }
+  if (port !== undefined && (port < 1 || port > 65535)) return `'${source}' has a bad port ${port} (1-65535)`;
+  const withPort = port === undefined ? {} : { port };
+  const slash = rest.indexOf('/');
+  if (slash >= 0) {
+    const address = rest.slice(0, slash);
+    const bits = rest.slice(slash + 1);
+    const family = isIP(address) as 0 | 4 | 6;
+    if (family === 0) return `'${source}' is not a CIDR block (an IP address, '/', a prefix length)`;
+    const max = family === 4 ? 32 : 128;
+    if (!/^\d+$/.test(bits) || Number(bits) > max) return `'${source}' has a bad prefix length '${bits}' (0-${max})`;
+    const prefix = Number(bits);
+    const network = maskAddress(address, family, prefix);
+    if (network !== address.toLowerCase() && network !== expandV6(address)) return `'${source}' has host bits set (did you mean '${network}/${prefix}'?)`;
+    return { kind: 'cidr', value: network, family, prefix, source, ...withPort };
+  }
+  const family = isIP(rest) as 0 | 4 | 6;
+  if (family !== 0) return { kind: 'ip', value: family === 6 ? expandV6(rest) : rest, family, source, ...withPort };
+  const host = rest.toLowerCase().replace(/\.$/, '');
+  if (host.includes('*')) return `'${source}': wildcards are not allowed; list each host name`;
+  if (host.length === 0 || host.length > 253 || !host.split('.').every((l) => LABEL.test(l))) {
+    return `'${source}' is not a host name, IP address or CIDR block`;
+  }
+  if (/^[0-9.]+$/.test(host)) return `'${source}' is not a valid IPv4 address`;
+  return { kind: 'host', value: host, source, ...withPort };
+}
+
+/** The full, lower-case form of an IPv6 address (eight groups of four hex digits). */
+function expandV6(address: string): string {
+  const [head = '', tail] = address.toLowerCase().split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => g.padStart(4, '0')).join(':');
+}
+
+function maskAddress(address: string, family: 4 | 6, prefix: number): string {
+  if (family === 4) {
+    const n = address.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+    const masked = prefix === 0 ? 0n : (n >> BigInt(32 - prefix)) << BigInt(32 - prefix);
+    return [24n, 16n, 8n, 0n].map((s) => String((masked >> s) & 255n)).join('.');
+  }
+  const n = expandV6(address).split(':').reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+  const masked = prefix === 0 ? 0n : (n >> BigInt(128 - prefix)) << BigInt(128 - prefix);
+  return Array.from({ length: 8 }, (_, i) => ((masked >> BigInt(112 - i * 16)) & 0xffffn).toString(16).padStart(4, '0')).join(':');
+}
+
+function endpointKey(e: Endpoint): string {
+  return `${e.kind}:${e.value}/${e.prefix ?? ''}:${e.port ?? '*'}`;
+}
+
+/** Parse and validate manifest text; throws ManifestError with every problem. */
+export function parseManifest(text: string, source = '<manifest>'): Manifest {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    const message = (err as Error).message;
+    const at = /at position (\d+)/.exec(message);
+    const before = at === null ? '' : text.slice(0, Number(at[1]));
+    const where = at === null ? '(root)' : `line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')}`;
+    throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, [`${where}: not valid JSON (${message.replace(/ (in JSON )?at position \d+.*$/, '')})`]);
+  }
+  // JSON.parse keeps the last of duplicate keys without a word; the YAML parser (JSON is YAML 1.2) says where.
+  const yamlDoc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const duplicates = yamlDoc.errors.filter((e) => e.code === 'DUPLICATE_KEY').map((e) => {
+    const pos = e.linePos?.[0];
+    return `line ${pos?.line ?? '?'}, column ${pos?.col ?? '?'}: duplicate key`;
+  });
+  if (duplicates.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, duplicates);
+  const problems = schemaProblems(doc);
+  if (problems.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, problems);
+  const m = doc as Rec;
+  const caps = m['Capabilities'] as Rec;
+  const ignored = [
+    ...Object.keys(m).filter((k) => !['SchemaVersion', 'Name', 'ComponentId', 'Capabilities', 'Guardian', 'Description'].includes(k)),
+    ...Object.keys(caps).filter((k) => !USED.has(k)).map((k) => `Capabilities.${k}`),
+  ];
+  const allowedConnections: Endpoint[] = [];
+  const seen = new Map<string, number>();
+  ((caps['AllowedConnections'] ?? []) as string[]).forEach((entry, i) => {
+    const path = `Capabilities.AllowedConnections[${i}]`;
+    const parsed = parseEndpoint(entry);
+    if (typeof parsed === 'string') { problems.push(`${path}: ${parsed}`); return; }
+    const first = seen.get(endpointKey(parsed));
+    if (first !== undefined) { problems.push(`${path}: duplicate of [${first}] ('${parsed.source}')`); return; }
+    seen.set(endpointKey(parsed), i);
+    allowedConnections.push(parsed);
+  });
+  const ports = (key: string): number[] => {
+    const list = (caps[key] ?? []) as number[];
+    list.forEach((port, i) => {
+      if (port < 1 || port > 65535) problems.push(`Capabilities.${key}[${i}]: must be a port 1-65535 (got ${port})`);
+      const first = list.indexOf(port);
+      if (first < i) problems.push(`Capabilities.${key}[${i}]: duplicate of [${first}] (${port})`);
+    });
+    return [...new Set(list)];
+  };
+  const tcpServerPorts = ports('AllowedTcpServerPorts');
+  const udpServerPorts = ports('AllowedUdpServerPorts');
+  const uarts: string[] = [];
+  ((caps['Uart'] ?? []) as string[]).forEach((entry, i) => {
+    const path = `Capabilities.Uart[${i}]`;
+    if (!entry.startsWith('/')) { ignored.push(`${path} '${entry}' (an Azure Sphere peripheral name)`); return; }
+    if (!entry.startsWith('/dev/') || posix.normalize(entry) !== entry) problems.push(`${path}: must be a device path under /dev/ (got '${entry}')`);
+    else if (uarts.includes(entry)) problems.push(`${path}: duplicate of [${uarts.indexOf(entry)}] ('${entry}')`);
+    else uarts.push(entry);
+  });
+  const writePolicy = new Map<string, DeviceWritePolicy>();
+  const devices = (((m['Guardian'] as Rec | undefined)?.['WritePolicy'] as Rec | undefined)?.['Devices'] ?? {}) as Record<string, Rec>;
+  for (const [device, spec] of Object.entries(devices)) {
+    const base = `Guardian.WritePolicy.Devices.${device}`;
+    const allow = (spec['Allow'] as Rec[]).map((rule, i) => writeRule(rule, joinPath(`${base}.Allow`, i), problems));
+    const rate = spec['MaxWritesPerMinute'] as number | undefined;
+    writePolicy.set(device, { allow: allow.filter((r): r is WriteRule => r !== undefined), ...(rate === undefined ? {} : { maxWritesPerMinute: rate }) });
+  }
+  if (problems.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, problems);
+  return deepFreeze({
+    name: m['Name'] as string, componentId: (m['ComponentId'] as string).toLowerCase(),
+    allowedConnections, tcpServerPorts, udpServerPorts, uarts, ignored, writePolicy,
+  });
+}
+
+function writeRule(rule: Rec, path: string, problems: string[]): WriteRule | undefined {
+  const table = rule['Table'] as 'coil' | 'holding';
+  const addresses = rule['Addresses'] as number | number[];
+  const [from, to] = typeof addresses === 'number' ? [addresses, addresses] : addresses;
+  const before = problems.length;
+  const valid = (a: unknown): a is number => Number.isInteger(a) && (a as number) >= 0 && (a as number) <= 65535;
+  if (typeof addresses !== 'number' && addresses.length !== 2) problems.push(`${path}.Addresses: must be one address or [first, last] (got ${JSON.stringify(addresses)})`);
+  else if (!valid(from) || !valid(to)) problems.push(`${path}.Addresses: addresses are integers 0-65535 (got ${JSON.stringify(addresses)})`);
+  else if (from > to) problems.push(`${path}.Addresses: first ${from} is after last ${to}`);
+  const min = rule['Min'] as number | undefined;
+  const max = rule['Max'] as number | undefined;
+  if (table === 'coil' && (min !== undefined || max !== undefined)) problems.push(`${path}: Min/Max do not apply to coils (they are on or off)`);
+  if (min !== undefined && max !== undefined && min > max) problems.push(`${path}: Min ${min} is above Max ${max}`);
+  if (problems.length > before || from === undefined || to === undefined) return undefined;
+  return { table, from, to, ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }) };
+}
+
+/** Read and parse the manifest file. */
+export function loadManifest(path: string): Manifest {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ManifestError('GUARDIAN_E_MANIFEST_READ', path, [`(root): cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseManifest(text, path);
+}
