@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { GuardianError, toGuardianError } from '../core/errors.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
+import { DEFAULT_MANIFEST_PATH, ManifestError } from '../firewall/manifest.js';
 import { ConfigError, DEFAULT_CONFIG_PATH } from './config/config-error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
 import { LogRing } from './failures.js';
@@ -11,6 +12,7 @@ const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
 Usage:
   guardian run [--config FILE]          run the gateway (default config ${DEFAULT_CONFIG_PATH})
   guardian check-config [FILE]          validate a config; prints every problem, exits 1 if any
+  guardian check-manifest [FILE]        validate an app_manifest.json (default ${DEFAULT_MANIFEST_PATH})
   guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
   guardian status [--config FILE] [--json]  outbox depth and stored failure reports
   guardian demo [--port N]              run the demo: simulated device + embedded broker, no config
@@ -24,7 +26,7 @@ function configPath(values: { config?: string | undefined }, positionals: string
 }
 
 function printError(err: unknown): void {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof ManifestError) {
     process.stderr.write(`guardian: ${err.code}: ${err.source} has ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}:\n`);
     for (const line of err.problems) process.stderr.write(`${line}\n`);
     return;
@@ -52,6 +54,21 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       const devices = config.buses.flatMap((b) => b.devices);
       const points = devices.reduce((n, d) => n + d.points.length, 0);
       process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
+      return 0;
+    }
+    case 'check-manifest': {
+      const path = positionals[0] ?? DEFAULT_MANIFEST_PATH;
+      const m = (await import('../firewall/manifest.js')).loadManifest(path);
+      const list = (xs: readonly (string | number)[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
+      process.stdout.write([
+        `${path}: OK (${m.name}, ${m.componentId})`,
+        `  outbound allowed to: ${list(m.allowedConnections.map((e) => e.source))}`,
+        `  TCP server ports: ${list(m.tcpServerPorts)}; UDP server ports: ${list(m.udpServerPorts)}`,
+        `  serial devices: ${list(m.uarts)}`,
+        `  writes allowed to: ${list([...m.writePolicy.keys()])}`,
+        ...(m.ignored.length === 0 ? [] : [`  ignored (no meaning on Linux): ${m.ignored.join(', ')}`]),
+        '',
+      ].join('\n'));
       return 0;
     }
     case 'plan': {

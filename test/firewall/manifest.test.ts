@@ -1,8 +1,10 @@
 // The manifest: Azure Sphere app_manifest.json shapes parse; Guardian's key; every bad input has its exact error lines.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadManifest, ManifestError, parseEndpoint, parseManifest } from '../../src/firewall/manifest.js';
+import { runCli } from '../fixtures/cli.js';
+import { tmpDir } from '../fixtures/ports.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'manifests');
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'config', 'app_manifest.example.json');
@@ -92,7 +94,7 @@ t.test('bad manifests: each with its exact error lines', async (t) => {
       "Guardain: unknown key (did you mean 'Guardian'?)",
     ]],
     ['a bad ComponentId', JSON.stringify({ ...base(), ComponentId: 'my-app' }), 'GUARDIAN_E_MANIFEST_INVALID', [
-      "ComponentId: must match ^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$ (got 'my-app')",
+      "ComponentId: must be a GUID like 6f1c3b5e-2d4a-4c8b-9e7f-0a1b2c3d4e5f (got 'my-app')",
     ]],
     ['hosts: malformed and duplicated', JSON.stringify(base({ AllowedConnections: ['a.example', 'bad host', 'A.example', 'a.example:1'] })), 'GUARDIAN_E_MANIFEST_INVALID', [
       "Capabilities.AllowedConnections[1]: 'bad host' is not a host name, IP address or CIDR block",
@@ -144,6 +146,29 @@ t.test('not JSON: the position when V8 gives one, and its message (which differs
   for (const [text, where] of [['{"SchemaVersion": 1,', /^line 1, column 21: not valid JSON \(/], ['{"SchemaVersion": 1,\n  "Name": x}', /^(line 2, column 11|\(root\)): not valid JSON \(.*x/]] as const) {
     t.throws(() => parseManifest(text), { code: 'GUARDIAN_E_MANIFEST_PARSE', problems: [where] });
   }
+});
+
+t.test('guardian check-manifest: a summary, or every problem and exit 1', async (t) => {
+  const ok = await runCli(['check-manifest', EXAMPLE]);
+  t.equal(ok.code, 0);
+  t.equal(ok.stdout, [
+    `${EXAMPLE}: OK (guardian-plant-7, 6f1c3b5e-2d4a-4c8b-9e7f-0a1b2c3d4e5f)`,
+    '  outbound allowed to: broker.plant.example:8883, 10.20.0.0/16, [fd00::10]:8883',
+    '  TCP server ports: none; UDP server ports: none',
+    '  serial devices: /dev/ttyUSB0',
+    '  writes allowed to: press',
+    '',
+  ].join('\n'));
+  const file = join(await tmpDir(t), 'bad.json');
+  writeFileSync(file, JSON.stringify(base({ AllowedConnections: ['*.example.com'], Uart: ['/etc/passwd'] })));
+  const bad = await runCli(['check-manifest', file]);
+  t.equal(bad.code, 1);
+  t.equal(bad.stderr, [
+    `guardian: GUARDIAN_E_MANIFEST_INVALID: ${file} has 2 problems:`,
+    "Capabilities.AllowedConnections[0]: '*.example.com': wildcards are not allowed; list each host name",
+    "Capabilities.Uart[0]: must be a device path under /dev/ (got '/etc/passwd')",
+    '',
+  ].join('\n'));
 });
 
 t.test('an unreadable manifest file', async (t) => {
