@@ -3,9 +3,10 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
-import type { MessageKind, UpstreamMessage } from '../../core/types.js';
+import type { UpstreamMessage } from '../../core/types.js';
 import { ALL_IDS, ClockStepDetector, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
 import { Checkpointer } from './checkpointer.js';
+import { idRuns, prepareStatements, SCHEMA, type DroppedRow, type Row, type Statements } from './sqlite-schema.js';
 import { TailCache, type SizedEntry } from './tail-cache.js';
 
 export interface SqliteOutboxOptions {
@@ -32,16 +33,6 @@ export interface SqliteOutboxOptions {
   readonly now?: () => number;
   /** The monotonic clock (tests move it with `now` to age messages without a clock step). */
   readonly monoNow?: () => number;
-}
-
-interface Row {
-  id: number;
-  kind: MessageKind;
-  device: string | null;
-  seq: number | null;
-  payload: string;
-  bytes: number;
-  enqueued_at: number;
 }
 
 interface Staged {
@@ -71,30 +62,8 @@ const TAIL_CACHE_BYTES = 4 << 20;
 /** Rows deleted per statement by the age sweep. */
 const EXPIRE_BATCH = 500;
 
-interface DroppedRow {
-  id: number;
-  bytes: number;
-  device: string | null;
-  seq: number | null;
-}
-
 /** Messages held in memory while commits fail (disk full) before the oldest are dropped. */
 const MAX_STAGED = 100_000;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY,
-  kind TEXT NOT NULL,
-  device TEXT,
-  seq INTEGER,
-  payload TEXT NOT NULL,
-  bytes INTEGER NOT NULL,
-  enqueued_at INTEGER NOT NULL
-);
-DROP INDEX IF EXISTS outbox_enqueued_at;
-CREATE TABLE IF NOT EXISTS sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-`;
 
 /**
  * The durable outbox: SQLite in WAL mode. A message is committed before it can
@@ -133,7 +102,7 @@ export class SqliteOutbox implements Outbox {
   private full = false;
   private readonly now: () => number;
   private readonly steps: ClockStepDetector;
-  private statements: ReturnType<SqliteOutbox['prepare']> | undefined;
+  private statements: Statements | undefined;
   /** Set while commits fail (disk full): the error was logged once, recovery will be. */
   private failing: GuardianError | undefined;
   /** Staged messages dropped because commits kept failing; counted at the next commit. */
@@ -165,7 +134,7 @@ export class SqliteOutbox implements Outbox {
       return { ok: true, busy: r?.busy ?? 0, log: r?.log ?? 0, checkpointed: r?.checkpointed ?? 0 };
     });
     this.checkpointer.start();
-    this.statements = this.prepare(db);
+    this.statements = prepareStatements(db);
     const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.rows = n;
     this.bytes = b;
@@ -351,21 +320,6 @@ export class SqliteOutbox implements Outbox {
     this.statements = undefined;
   }
 
-  private prepare(db: Database.Database) {
-    return {
-      insert: db.prepare('INSERT INTO outbox (id, kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      seq: db.prepare('INSERT INTO sequences (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)'),
-      shiftTimes: db.prepare('UPDATE outbox SET enqueued_at = enqueued_at + ? WHERE id > ?'),
-      removeRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
-      page: db.prepare('SELECT id, kind, device, seq, payload, bytes, enqueued_at FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?'),
-      oldest: db.prepare('SELECT enqueued_at AS t FROM outbox ORDER BY id LIMIT 1'),
-      dropOldest: db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) RETURNING id, bytes, device, seq'),
-      dropExpired: db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) AND enqueued_at < ? RETURNING id, bytes, device, seq'),
-      countDrops: db.prepare("INSERT INTO counters (name, value) VALUES ('dropped', ?), ('unreported', ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"),
-      setCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
-    };
-  }
-
   private enforceBounds(): void {
     this.updateFull();
     const s = this.requireStatements();
@@ -500,19 +454,9 @@ export class SqliteOutbox implements Outbox {
     return this.db;
   }
 
-  private requireStatements(): NonNullable<SqliteOutbox['statements']> {
+  private requireStatements(): Statements {
     if (this.statements === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', 'outbox used before open() or after close()');
     return this.statements;
   }
 }
 
-/** Sorted ids as runs of consecutive ids [from, to] (one range delete each). */
-function idRuns(ids: number[]): [number, number][] {
-  const runs: [number, number][] = [];
-  for (const id of ids.sort((a, b) => a - b)) {
-    const last = runs[runs.length - 1];
-    if (last !== undefined && id === last[1] + 1) last[1] = id;
-    else runs.push([id, id]);
-  }
-  return runs;
-}
