@@ -19,3 +19,17 @@ t.test('the unit runs Guardian as its own user, validates the config first, rest
   t.match(unit, /^KillSignal=SIGTERM$/m);
   t.match(unit, /^StateDirectory=guardian$/m);
 });
+
+t.test('the sandbox: systemd-analyze security scores the unit at most 2.0', async (t) => {
+  // Exits non-zero above the threshold (in tenths: 20 = 2.0); the score is the last line.
+  const { stdout } = await run('systemd-analyze', ['security', '--offline=yes', '--threshold=20', '--no-pager', 'systemd/guardian.service']);
+  const score = /Overall exposure level for guardian\.service: (\d+\.\d+)/.exec(stdout);
+  t.ok(score !== null, 'a score is printed');
+  t.ok(Number(score?.[1]) <= 2.0, `exposure ${score?.[1]} <= 2.0`);
+  const unit = readFileSync('systemd/guardian.service', 'utf8');
+  for (const line of ['CapabilityBoundingSet=', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'DevicePolicy=closed', 'NoNewPrivileges=yes',
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK', 'SystemCallFilter=@system-service', 'SystemCallArchitectures=native', 'RestrictNamespaces=yes']) {
+    t.match(unit, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), line);
+  }
+  t.notMatch(unit, /^MemoryDenyWriteExecute=yes$/m, "not MemoryDenyWriteExecute: V8's JIT needs it");
+});
