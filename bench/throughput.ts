@@ -55,8 +55,10 @@ import type { Test } from 'tap';
 import ts from 'typescript';
 import { startModbusServer } from '../test/fixtures/pymodbus.js';
 import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
-import { freePort, sleep, waitForPort } from '../test/fixtures/ports.js';
-import { configPatch, CpuMeter, deepMerge, distIsStale, memKB, percentile } from './lib.js';
+import { sleep } from '../test/fixtures/ports.js';
+import {
+  cleanup, configPatch, CpuMeter, deepMerge, distIsStale, exited, fmt, installCleanup, memKB, onTeardown, percentile, startMosquitto, stopChild, track, trackPid,
+} from './lib.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = (name: string, def: number): number => {
@@ -86,69 +88,10 @@ const TARGETS = { throughput: 0.8, cpu: 1.5, p99Ms: 2, idleRssMB: 70 };
 
 const log = (msg: string): void => { process.stderr.write(`[bench] ${msg}\n`); };
 
-// ---- cleanup: everything started is stopped by PID, also on failure ----
-const teardowns: (() => unknown)[] = [];
-const pids = new Set<number>();
+// ---- cleanup (bench/lib.ts): everything started is stopped by PID, also on failure ----
+installCleanup(log);
 /** What the pymodbus fixture needs from a tap Test. */
-const t = { teardown: (fn: () => unknown) => { teardowns.push(fn); } } as unknown as Test;
-process.on('exit', () => {
-  for (const pid of pids) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-});
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => { log(`${sig}: stopping`); void cleanup().finally(() => process.exit(2)); });
-}
-async function cleanup(): Promise<void> {
-  for (const fn of teardowns.splice(0).reverse()) {
-    try { await fn(); } catch (err) { log(`teardown: ${(err as Error).message}`); }
-  }
-}
-
-function track(child: ChildProcess): ChildProcess {
-  const pid = child.pid;
-  if (pid !== undefined) {
-    pids.add(pid);
-    child.once('exit', () => pids.delete(pid));
-  }
-  return child;
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
-  if (exited(child) || child.pid === undefined) return;
-  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
-  const timer = setTimeout(() => { if (child.pid !== undefined && !exited(child)) process.kill(child.pid, 'SIGKILL'); }, graceMs);
-  await done;
-  clearTimeout(timer);
-}
-
-// ---- /proc sampling ----
-async function startMosquitto(dir: string): Promise<{ url: string; pid: number }> {
-  const port = await freePort();
-  const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [
-    `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false',
-    'log_dest stderr', 'log_type error', 'log_type warning',
-    'max_queued_messages 0', // no drops at the subscriber: seq gaps then mean the system under test lost them
-    'set_tcp_nodelay true',
-  ].join('\n') + '\n', { mode: 0o644 });
-  const child = track(spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  let out = '';
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
-  teardowns.push(() => stopChild(child, 2000));
-  try {
-    await waitForPort(port);
-  } catch (err) {
-    throw new Error(`mosquitto did not start: ${(err as Error).message}\n${out}`);
-  }
-  if (exited(child) || child.pid === undefined) throw new Error(`mosquitto exited: ${out}`);
-  return { url: `mqtt://127.0.0.1:${port}`, pid: child.pid };
-}
+const t = { teardown: (fn: () => unknown) => { onTeardown(fn); } } as unknown as Test;
 
 async function startModbus(): Promise<ModbusServer[]> {
   const units: UnitMap = {};
@@ -157,7 +100,7 @@ async function startModbus(): Promise<ModbusServer[]> {
   for (let i = 0; i < SERVERS; i++) {
     const server = await startModbusServer(t, { mode: 'tcp', units });
     const pid = server.pid();
-    if (pid !== undefined) pids.add(pid);
+    trackPid(pid);
     servers.push(server);
   }
   return servers;
@@ -308,7 +251,7 @@ async function start(ctx: Context, system: System, phase: PhaseName): Promise<Ru
   closeSync(fd);
   const tail = (): string => readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');
   if (child.pid === undefined) throw new Error(`${system}: spawn failed`);
-  teardowns.push(() => stopChild(child));
+  onTeardown(() => stopChild(child));
   const deadline = Date.now() + 20_000;
   while (w.firstSeen.size < ctx.devices.length) {
     if (exited(child)) throw new Error(`${system} exited (${String(child.exitCode ?? child.signalCode)}) during ${phase}; log:\n${tail()}`);
@@ -356,10 +299,6 @@ async function runLoad(ctx: Context, system: System, phase: 'fixed' | 'max'): Pr
   }
 }
 
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
 function line(name: string, idle: IdleResult, fixed: LoadResult, max: LoadResult): string {
   const gaps = fixed.gaps + max.gaps;
   const reordered = fixed.reordered + max.reordered;
@@ -395,7 +334,7 @@ async function main(): Promise<number> {
   const referenceJs = compileReference();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'guardian-bench-'));
   chmodSync(dir, 0o755); // mosquitto drops to its own user when started as root
-  teardowns.push(() => (KEEP ? log(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
+  onTeardown(() => (KEEP ? log(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
   if (CPU_PROFILE_DIR !== undefined) mkdirSync(CPU_PROFILE_DIR, { recursive: true });
 
   log(`machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), node ${process.version}; ${DEVICES} devices x ${REGISTERS} registers, ${SERVERS} pymodbus process(es), one TCP connection per device`);
@@ -406,7 +345,7 @@ async function main(): Promise<number> {
   log(`modbus ceiling (bare modbus-serial reads, ${DEVICES} connections, no MQTT): ${fmt(ceiling)} polls/s`);
 
   const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: 'bench-subscriber', clean: true, reconnectPeriod: 0 });
-  teardowns.push(() => sub.endAsync(true));
+  onTeardown(() => sub.endAsync(true));
   sub.on('message', onMessage);
   await sub.subscribeAsync('guardian/+/+/telemetry', { qos: 1 });
 
@@ -477,6 +416,6 @@ try {
 } catch (err) {
   log(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
 } finally {
-  await cleanup();
+  await cleanup(log);
 }
 process.exit(code);
