@@ -113,6 +113,7 @@ export interface GatewayConfig {
   };
   readonly outbox: OutboxConfig;
   readonly health: { readonly intervalMs: number };
+  readonly firewall: { readonly manifest: string };
   readonly upstream: { readonly mqtt: MqttConfig };
   readonly buses: readonly BusConfig[];
 }

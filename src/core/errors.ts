@@ -37,6 +37,13 @@ export const ErrorCodes = {
   GUARDIAN_E_STATE_DISK_FULL: { hint: 'The state volume is full; readings wait in memory and are committed when space returns. Free space on the state volume.', transient: true },
   GUARDIAN_E_SHUTDOWN_TIMEOUT: { hint: 'Shutdown did not finish in-flight publishes in time; unsent messages are counted in the log.', transient: false },
   GUARDIAN_E_CLOCK_JUMP: { hint: 'The system clock jumped (NTP, RTC, an operator); polling is unaffected but timestamps jump with it. Check time synchronisation.', transient: false },
+  GUARDIAN_E_COMMAND_INVALID: { hint: 'The command is malformed (not a JSON object, unknown or missing fields, a value the point cannot hold); fix the request. Nothing was sent to the device.', transient: false },
+  GUARDIAN_E_COMMAND_UNKNOWN: { hint: 'The command names a device, point or command that this gateway does not have; check the topic and the config.', transient: false },
+  GUARDIAN_E_COMMAND_BUSY: { hint: 'Too many commands are waiting for this device; retry after the earlier ones are answered.', transient: true },
+  GUARDIAN_E_WRITE_DENIED: { hint: 'The manifest\'s write policy does not allow this write (device, table, address, value or rate); nothing was sent to the device.', transient: false },
+  GUARDIAN_E_WRITE_VERIFY: { hint: 'The device accepted the write but reading it back gave other values (clamped, read-only or self-clearing register); check the device, or set Verify false for that rule.', transient: false },
+  GUARDIAN_E_FIREWALL_DENIED: { hint: 'A connection, lookup, listening socket, serial port, thread or process the manifest does not allow was refused; add it to app_manifest.json if it is legitimate.', transient: false },
+  GUARDIAN_E_FIREWALL_CONFIG: { hint: 'The config uses an endpoint, port or serial device that the manifest does not allow; add it to app_manifest.json or fix the config.', transient: false },
   GUARDIAN_E_DEMO_PORT: { hint: 'The demo port is in use; pass --port or set GUARDIAN_DEMO_PORT.', transient: false },
   GUARDIAN_E_INTERNAL: { hint: 'An unexpected internal error; please report it with the log.', transient: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -76,6 +76,8 @@ export function formatSchemaError(error: ErrorObject): string {
     }
     case 'required':
       return `${joinPath(path, String(p['missingProperty']))}: is required`;
+    case 'dependencies':
+      return `${joinPath(path, String(p['missingProperty']))}: is required with '${String(p['property'])}'`;
     case 'enum': {
       const allowed = (p['allowedValues'] as unknown[]).map(describeValue).join(', ');
       return `${path}: must be one of ${allowed} (got ${describeValue(error.data)})`;

@@ -41,10 +41,58 @@ export interface Component {
 
 /** A device protocol adapter: polls or listens and hands each poll's outcome to its sink. */
 export interface DownstreamAdapter extends Component {
+  /** The devices this adapter serves (command routing). */
+  readonly devices: readonly string[];
   /** Stop (true) or resume (false) reading devices, e.g. while the outbox is full. */
   setPaused(paused: boolean): void;
   /** Per-device counters for health and status. */
   deviceStats(): readonly DeviceStats[];
+  /**
+   * Run one command on one of its devices; resolves with the reply's `data`.
+   * Every write passes the adapter's WriteGate before anything is sent;
+   * failures throw GuardianError (the router maps codes to reply statuses).
+   */
+  command(command: DeviceCommand): Promise<unknown>;
+}
+
+/** A command for a device, as the upstream received it (payload already parsed as a JSON object). */
+export interface DeviceCommand {
+  readonly device: string;
+  readonly name: string;
+  readonly payload: Readonly<Record<string, unknown>>;
+  /** Who asked, for the decision log (e.g. `mqtt:<topic>`). */
+  readonly requester: string;
+}
+
+/** One write a command asks for, as it would go on the wire. */
+export interface WriteRequest {
+  readonly device: string;
+  readonly table: 'coil' | 'holding';
+  /** The first address written. */
+  readonly address: number;
+  /** How many coils or registers the request writes (a 32-bit value is 2 registers). */
+  readonly count: number;
+  /** `point`: a configured point by name (limits apply to its engineering value); `raw`: registers or coils by address. */
+  readonly kind: 'point' | 'raw';
+  readonly point?: string;
+  /**
+   * The values the limits apply to: the point's engineering value for `point`
+   * writes, else each raw register value. Not used for coils.
+   */
+  readonly values: readonly number[];
+  /** Who asked: for the decision log. */
+  readonly requester: string;
+}
+
+export type WriteDenyReason = 'no-policy' | 'table' | 'range' | 'value' | 'rate' | 'malformed';
+
+export type WriteDecision =
+  | { readonly allowed: true; readonly verify: boolean }
+  | { readonly allowed: false; readonly reason: WriteDenyReason; readonly message: string };
+
+/** The write policy as adapters see it: every write asks before it is sent. */
+export interface WriteGate {
+  decide(request: WriteRequest): WriteDecision;
 }
 
 export type PollSink = (result: PollResult) => void;
@@ -70,14 +118,28 @@ export interface UpstreamMessage {
   readonly payload: string;
 }
 
+/** A command as it arrived from the cloud, before it is parsed. */
+export interface InboundCommand {
+  readonly device: string;
+  readonly name: string;
+  readonly payload: Buffer;
+  /** Where it came from, for the decision log. */
+  readonly requester: string;
+  /** Delivered from the broker's retained store (not executed: it would run again on every reconnect). */
+  readonly retained: boolean;
+}
+
 export interface UpstreamEvents {
   connected: () => void;
   disconnected: (reason: string) => void;
+  command: (command: InboundCommand) => void;
 }
 
 /** A cloud link. `publish` resolves when the far end acknowledged (PUBACK / SDK callback). */
 export interface UpstreamAdapter extends Component {
   readonly connected: boolean;
   publish(message: UpstreamMessage): Promise<void>;
+  /** Answer a command (not through the outbox: a reply nobody waits for any more is worthless). */
+  reply(device: string, name: string, body: string): Promise<void>;
   on<E extends keyof UpstreamEvents>(event: E, listener: UpstreamEvents[E]): void;
 }

@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { GuardianError } from '../core/errors.js';
 import { deepFreeze } from '../core/freeze.js';
 import { formatSchemaError, joinPath } from '../core/schema-errors.js';
+import { canonicalIp, expandV6, maskAddress } from './ip.js';
 
 export const MANIFEST_SCHEMA_URL = new URL('../../config/app_manifest.schema.json', import.meta.url);
 export const DEFAULT_MANIFEST_PATH = '/etc/guardian/app_manifest.json';
@@ -29,6 +30,8 @@ export interface WriteRule {
   readonly to: number;
   readonly min?: number;
   readonly max?: number;
+  /** Read the written range back and compare (default); false for self-clearing command registers. */
+  readonly verify: boolean;
 }
 
 export interface DeviceWritePolicy {
@@ -42,7 +45,7 @@ export interface Manifest {
   readonly allowedConnections: readonly Endpoint[];
   readonly tcpServerPorts: readonly number[];
   readonly udpServerPorts: readonly number[];
-  /** Serial devices that may be opened (`/dev/...` entries of `Uart`). */
+  /** Serial devices that may be opened (the absolute-path entries of `Uart`; symlinks are resolved when compared). */
   readonly uarts: readonly string[];
   /** Azure Sphere capabilities and entries that mean nothing on Linux: accepted, logged once. */
   readonly ignored: readonly string[];
@@ -102,8 +105,8 @@ export function parseEndpoint(source: string): Endpoint | string {
     if (network !== address.toLowerCase() && network !== expandV6(address)) return `'${source}' has host bits set (did you mean '${network}/${prefix}'?)`;
     return { kind: 'cidr', value: network, family, prefix, source, ...withPort };
   }
-  const family = isIP(rest) as 0 | 4 | 6;
-  if (family !== 0) return { kind: 'ip', value: family === 6 ? expandV6(rest) : rest, family, source, ...withPort };
+  const ip = canonicalIp(rest);
+  if (ip !== undefined) return { kind: 'ip', value: ip.address, family: ip.family, source, ...withPort };
   const host = rest.toLowerCase().replace(/\.$/, '');
   if (host.includes('*')) return `'${source}': wildcards are not allowed; list each host name`;
   if (host.length === 0 || host.length > 253 || !host.split('.').every((l) => LABEL.test(l))) {
@@ -111,26 +114,6 @@ export function parseEndpoint(source: string): Endpoint | string {
   }
   if (/^[0-9.]+$/.test(host)) return `'${source}' is not a valid IPv4 address`;
   return { kind: 'host', value: host, source, ...withPort };
-}
-
-/** The full, lower-case form of an IPv6 address (eight groups of four hex digits). */
-function expandV6(address: string): string {
-  const [head = '', tail] = address.toLowerCase().split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => g.padStart(4, '0')).join(':');
-}
-
-function maskAddress(address: string, family: 4 | 6, prefix: number): string {
-  if (family === 4) {
-    const n = address.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-    const masked = prefix === 0 ? 0n : (n >> BigInt(32 - prefix)) << BigInt(32 - prefix);
-    return [24n, 16n, 8n, 0n].map((s) => String((masked >> s) & 255n)).join('.');
-  }
-  const n = expandV6(address).split(':').reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-  const masked = prefix === 0 ? 0n : (n >> BigInt(128 - prefix)) << BigInt(128 - prefix);
-  return Array.from({ length: 8 }, (_, i) => ((masked >> BigInt(112 - i * 16)) & 0xffffn).toString(16).padStart(4, '0')).join(':');
 }
 
 function endpointKey(e: Endpoint): string {
@@ -190,7 +173,7 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
   ((caps['Uart'] ?? []) as string[]).forEach((entry, i) => {
     const path = `Capabilities.Uart[${i}]`;
     if (!entry.startsWith('/')) { ignored.push(`${path} '${entry}' (an Azure Sphere peripheral name)`); return; }
-    if (!entry.startsWith('/dev/') || posix.normalize(entry) !== entry) problems.push(`${path}: must be a device path under /dev/ (got '${entry}')`);
+    if (posix.normalize(entry) !== entry || entry.endsWith('/')) problems.push(`${path}: must be a plain absolute device path like /dev/ttyUSB0 (got '${entry}')`);
     else if (uarts.includes(entry)) problems.push(`${path}: duplicate of [${uarts.indexOf(entry)}] ('${entry}')`);
     else uarts.push(entry);
   });
@@ -223,7 +206,7 @@ function writeRule(rule: Rec, path: string, problems: string[]): WriteRule | und
   if (table === 'coil' && (min !== undefined || max !== undefined)) problems.push(`${path}: Min/Max do not apply to coils (they are on or off)`);
   if (min !== undefined && max !== undefined && min > max) problems.push(`${path}: Min ${min} is above Max ${max}`);
   if (problems.length > before || from === undefined || to === undefined) return undefined;
-  return { table, from, to, ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }) };
+  return { table, from, to, ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }), verify: rule['Verify'] !== false };
 }
 
 /** Read and parse the manifest file. */

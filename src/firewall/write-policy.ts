@@ -1,27 +1,7 @@
-import type { DeviceWritePolicy, Manifest, WriteRule } from './manifest.js';
+import type { WriteDecision, WriteDenyReason, WriteGate, WriteRequest } from '../core/types.js';
+import type { DeviceWritePolicy, Manifest } from './manifest.js';
 
-/** One write a command asks for, as it would go on the wire. */
-export interface WriteRequest {
-  readonly device: string;
-  readonly table: 'coil' | 'holding';
-  /** The first address written. */
-  readonly address: number;
-  /** How many coils or registers the request writes (a 32-bit value is 2 registers). */
-  readonly count: number;
-  /**
-   * The values the limits apply to: the point's engineering value when the
-   * command names a point, else each raw register value. Not used for coils.
-   */
-  readonly values: readonly number[];
-  /** Who asked (the MQTT client / IoT Hub method caller / topic): for the log. */
-  readonly requester: string;
-}
-
-export type DenyReason = 'no-policy' | 'table' | 'range' | 'value' | 'rate' | 'malformed';
-
-export type Decision =
-  | { readonly allowed: true; readonly rule: WriteRule }
-  | { readonly allowed: false; readonly reason: DenyReason; readonly message: string };
+export type { WriteDecision, WriteDenyReason, WriteRequest } from '../core/types.js';
 
 const WINDOW_MS = 60_000;
 
@@ -30,9 +10,12 @@ const WINDOW_MS = 60_000;
  * of its device covers the table, every address it touches, and (for
  * registers) every value; and the device's writes in the last minute are
  * under `MaxWritesPerMinute`. Denied writes do not count against the rate.
+ * A rule with `Min`/`Max` takes only writes by point name: limits are on
+ * engineering values, and raw registers could assemble any 32-bit value from
+ * two 16-bit halves that each pass the limits.
  * Pure decision logic: the caller logs the decision and answers the command.
  */
-export class WritePolicy {
+export class WritePolicy implements WriteGate {
   /** Per device: when its allowed writes happened (monotonic ms), oldest first. */
   private readonly recent = new Map<string, number[]>();
 
@@ -45,7 +28,7 @@ export class WritePolicy {
     return new WritePolicy(manifest.writePolicy);
   }
 
-  decide(req: WriteRequest): Decision {
+  decide(req: WriteRequest): WriteDecision {
     if (!Number.isInteger(req.address) || !Number.isInteger(req.count) || req.count < 1 || req.address < 0 || req.address + req.count - 1 > 65535) {
       return deny('malformed', `address ${req.address} x ${req.count} is not a valid Modbus range`);
     }
@@ -62,6 +45,9 @@ export class WritePolicy {
       return deny('range', `device '${req.device}': ${req.table} ${req.address}${last === req.address ? '' : `-${last}`} is outside the allowed ${ranges}`);
     }
     if (req.table === 'holding') {
+      if (req.kind === 'raw' && (rule.min !== undefined || rule.max !== undefined)) {
+        return deny('value', `device '${req.device}': ${req.table} ${req.address} has value limits; write it by point name, not as raw registers`);
+      }
       for (const v of req.values) {
         if (!Number.isFinite(v)) return deny('value', `device '${req.device}': value ${v} is not a finite number`);
         if (rule.min !== undefined && v < rule.min) return deny('value', `device '${req.device}': value ${v} is below the minimum ${rule.min}`);
@@ -77,10 +63,10 @@ export class WritePolicy {
       }
       times.push(now);
     }
-    return { allowed: true, rule };
+    return { allowed: true, verify: rule.verify };
   }
 }
 
-function deny(reason: DenyReason, message: string): Decision {
+function deny(reason: WriteDenyReason, message: string): WriteDecision {
   return { allowed: false, reason, message };
 }

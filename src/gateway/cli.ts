@@ -5,6 +5,7 @@ import { DEFAULT_MANIFEST_PATH, ManifestError } from '../firewall/manifest.js';
 import { ConfigError, DEFAULT_CONFIG_PATH } from './config/config-error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
 import { LogRing } from './failures.js';
+import { FirewallConfigError, loadFirewall } from './manifest-check.js';
 import { createLogger } from './logger.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
@@ -26,7 +27,7 @@ function configPath(values: { config?: string | undefined }, positionals: string
 }
 
 function printError(err: unknown): void {
-  if (err instanceof ConfigError || err instanceof ManifestError) {
+  if (err instanceof ConfigError || err instanceof ManifestError || err instanceof FirewallConfigError) {
     process.stderr.write(`guardian: ${err.code}: ${err.source} has ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}:\n`);
     for (const line of err.problems) process.stderr.write(`${line}\n`);
     return;
@@ -87,10 +88,12 @@ async function dispatch(command: string, args: string[]): Promise<number> {
     }
     case 'run': {
       const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
+      const { manifest } = loadFirewall(config);
       const ring = new LogRing();
       const log = createLogger(config.gateway.logLevel, undefined, ring);
       installFatalHandlers(log, config.gateway.stateDir, ring);
-      return runUntilSignal(new Daemon(config, log), log);
+      if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
+      return runUntilSignal(new Daemon(config, manifest, log), log);
     }
     // The demo (with its embedded broker) and watch are loaded only when asked for,
     // so `guardian run` carries neither in memory.

@@ -4,11 +4,14 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../core/config.js';
 import type { DeviceStats, DownstreamAdapter } from '../core/types.js';
 import { ModbusBusAdapter } from '../downstream/modbus/adapter.js';
+import type { Manifest } from '../firewall/manifest.js';
+import { WritePolicy } from '../firewall/write-policy.js';
 import { MqttUpstream } from '../upstream/mqtt/adapter.js';
 import { FailureReporter } from './failure-reporter.js';
 import { FailureStore, reportId, type FailureReport, type LogRing } from './failures.js';
 import { Forwarder } from './forwarder.js';
 import { ClockWatch } from './clock.js';
+import { CommandRouter, LoggedWriteGate } from './commands.js';
 import { HealthReporter } from './health.js';
 import { MemoryOutbox } from './outbox/memory.js';
 import type { Outbox } from './outbox/outbox.js';
@@ -38,6 +41,7 @@ export class Daemon {
   readonly upstream: MqttUpstream;
   readonly pipeline: Pipeline;
   readonly failures: FailureStore;
+  readonly commands: CommandRouter;
   private readonly forwarder: Forwarder;
   private readonly reporter: FailureReporter;
   private readonly health: HealthReporter;
@@ -49,6 +53,7 @@ export class Daemon {
 
   constructor(
     private readonly config: GatewayConfig,
+    manifest: Manifest,
     private readonly log: Logger,
   ) {
     const mqtt = config.upstream.mqtt;
@@ -68,7 +73,9 @@ export class Daemon {
     this.notifier = new SystemdNotifier(log.child({ component: 'systemd' }));
     this.core = new Supervisor(log);
     this.adapters = new Supervisor(log);
-    this.buses = config.buses.map((bus) => new ModbusBusAdapter({ bus, log, sink: (result) => this.pipeline.ingest(result) }));
+    const gate = new LoggedWriteGate(WritePolicy.fromManifest(manifest), log.child({ component: 'write-policy' }));
+    this.buses = config.buses.map((bus) => new ModbusBusAdapter({ bus, log, gate, sink: (result) => this.pipeline.ingest(result) }));
+    this.commands = new CommandRouter(this.upstream, this.buses, log.child({ component: 'commands' }));
   }
 
   async start(): Promise<void> {
@@ -85,6 +92,7 @@ export class Daemon {
       });
       this.log.warn({ previousPid: previous.pid }, 'the previous run did not stop cleanly; a failure report was written');
     }
+    this.core.add(this.commands);
     this.core.add(this.upstream);
     this.core.add(this.forwarder);
     this.core.add(this.reporter);

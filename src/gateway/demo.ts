@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +8,12 @@ import { DemoSimulator } from '../downstream/modbus/simulator.js';
 import { parseConfig } from './config/load.js';
 import { Daemon, installFatalHandlers, runUntilSignal } from './daemon.js';
 import { createLogger } from './logger.js';
+import { loadFirewall } from './manifest-check.js';
 
 const HOST = '127.0.0.1';
 const DEFAULT_BROKER_PORT = 1883;
 export const DEMO_CONFIG_URL = new URL('../../config/demo.yaml', import.meta.url);
+export const DEMO_MANIFEST_URL = new URL('../../config/demo.app_manifest.json', import.meta.url);
 
 function listen(server: Server, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -61,12 +63,20 @@ function parsePort(raw: string | undefined): number | undefined {
   return port;
 }
 
-/** Fill the demo config template; the result is validated like any config. */
+function fill(url: URL, values: Record<string, string>): string {
+  let text = readFileSync(url, 'utf8');
+  for (const [key, value] of Object.entries(values)) text = text.replaceAll(`\${${key}}`, value);
+  return text;
+}
+
+/** Fill the demo config template; the result is validated like any config. `MANIFEST` is where the filled manifest is written. */
 export function demoConfigText(ports: { broker: number; simulator: number }, stateDir: string): string {
-  return readFileSync(DEMO_CONFIG_URL, 'utf8')
-    .replaceAll('${BROKER_PORT}', String(ports.broker))
-    .replaceAll('${SIM_PORT}', String(ports.simulator))
-    .replaceAll('${STATE_DIR}', stateDir);
+  return fill(DEMO_CONFIG_URL, { BROKER_PORT: String(ports.broker), SIM_PORT: String(ports.simulator), STATE_DIR: stateDir, MANIFEST: join(stateDir, 'app_manifest.json') });
+}
+
+/** Fill the demo manifest template (the ports the broker and the simulator got). */
+export function demoManifestText(ports: { broker: number; simulator: number }): string {
+  return fill(DEMO_MANIFEST_URL, { BROKER_PORT: String(ports.broker), SIM_PORT: String(ports.simulator) });
 }
 
 /**
@@ -81,7 +91,10 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
   const stateDir = mkdtempSync(join(tmpdir(), 'guardian-demo-')); // the demo's outbox: its own, removed at exit
   try {
     await simulator.start();
-    const config = parseConfig(demoConfigText({ broker: broker.port, simulator: simulator.port }, stateDir), 'config/demo.yaml');
+    const ports = { broker: broker.port, simulator: simulator.port };
+    const config = parseConfig(demoConfigText(ports, stateDir), 'config/demo.yaml');
+    writeFileSync(config.firewall.manifest, demoManifestText(ports));
+    const { manifest } = loadFirewall(config);
     const url = `mqtt://${HOST}:${broker.port}`;
     process.stdout.write([
       '',
@@ -91,13 +104,16 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
       '  watch the data   :',
       `    mosquitto_sub -h ${HOST} -p ${broker.port} -t 'guardian/#' -v`,
       `    npx guardian watch --url ${url}      (no mosquitto-clients needed)`,
+      '  change the setpoint (the manifest allows 40-90 °C):',
+      `    mosquitto_pub -h ${HOST} -p ${broker.port} -t guardian/demo-gateway/demo-sim-boiler/command/write -m '{"point":"setpoint","value":70,"transaction":"t1"}'`,
+      '    the answer comes on guardian/demo-gateway/demo-sim-boiler/reply/write',
       '  stop             : Ctrl-C',
       '',
       '',
     ].join('\n'));
     log.level = config.gateway.logLevel;
     installFatalHandlers(log, stateDir);
-    return await runUntilSignal(new Daemon(config, log), log);
+    return await runUntilSignal(new Daemon(config, manifest, log), log);
   } finally {
     await simulator.stop();
     await broker.close();

@@ -39,7 +39,7 @@ t.test("the example manifest: endpoints with ports, a CIDR block, IPv6, a serial
   ]);
   t.same(m.uarts, ['/dev/ttyUSB0']);
   t.same(m.writePolicy.get('press'), {
-    allow: [{ table: 'holding', from: 100, to: 109, min: 0, max: 250 }, { table: 'coil', from: 3, to: 3 }],
+    allow: [{ table: 'holding', from: 100, to: 109, min: 0, max: 250, verify: true }, { table: 'coil', from: 3, to: 3, verify: true }],
     maxWritesPerMinute: 30,
   });
   t.ok(Object.isFrozen(m) && Object.isFrozen(m.allowedConnections), 'frozen');
@@ -108,9 +108,9 @@ t.test('bad manifests: each with its exact error lines', async (t) => {
       'Capabilities.AllowedTcpServerPorts[2]: duplicate of [1] (502)',
       'Capabilities.AllowedUdpServerPorts[0]: must be a port 1-65535 (got 70000)',
     ]],
-    ['serial devices', JSON.stringify(base({ Uart: ['/dev/ttyUSB0', '/etc/passwd', '/dev/../etc/shadow', '/dev/ttyUSB0'] })), 'GUARDIAN_E_MANIFEST_INVALID', [
-      "Capabilities.Uart[1]: must be a device path under /dev/ (got '/etc/passwd')",
-      "Capabilities.Uart[2]: must be a device path under /dev/ (got '/dev/../etc/shadow')",
+    ['serial devices', JSON.stringify(base({ Uart: ['/dev/ttyUSB0', '/dev/serial/', '/dev/../etc/shadow', '/dev/ttyUSB0'] })), 'GUARDIAN_E_MANIFEST_INVALID', [
+      "Capabilities.Uart[1]: must be a plain absolute device path like /dev/ttyUSB0 (got '/dev/serial/')",
+      "Capabilities.Uart[2]: must be a plain absolute device path like /dev/ttyUSB0 (got '/dev/../etc/shadow')",
       "Capabilities.Uart[3]: duplicate of [0] ('/dev/ttyUSB0')",
     ]],
     ['write policy: schema', JSON.stringify(base({}, { Guardian: { WritePolicy: { Devices: { press: { Allow: [{ Table: 'input', Addresses: 1 }, { Table: 'holding' }], Rate: 1 } } } } })), 'GUARDIAN_E_MANIFEST_INVALID', [
@@ -160,13 +160,13 @@ t.test('guardian check-manifest: a summary, or every problem and exit 1', async 
     '',
   ].join('\n'));
   const file = join(await tmpDir(t), 'bad.json');
-  writeFileSync(file, JSON.stringify(base({ AllowedConnections: ['*.example.com'], Uart: ['/etc/passwd'] })));
+  writeFileSync(file, JSON.stringify(base({ AllowedConnections: ['*.example.com'], Uart: ['/dev/./ttyS0'] })));
   const bad = await runCli(['check-manifest', file]);
   t.equal(bad.code, 1);
   t.equal(bad.stderr, [
     `guardian: GUARDIAN_E_MANIFEST_INVALID: ${file} has 2 problems:`,
     "Capabilities.AllowedConnections[0]: '*.example.com': wildcards are not allowed; list each host name",
-    "Capabilities.Uart[0]: must be a device path under /dev/ (got '/etc/passwd')",
+    "Capabilities.Uart[0]: must be a plain absolute device path like /dev/ttyUSB0 (got '/dev/./ttyS0')",
     '',
   ].join('\n'));
 });

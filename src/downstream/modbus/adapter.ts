@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { BusConfig } from '../../core/config.js';
-import type { DeviceStats, DownstreamAdapter, PollSink } from '../../core/types.js';
+import { GuardianError } from '../../core/errors.js';
+import type { DeviceCommand, DeviceStats, DownstreamAdapter, PollSink, WriteGate } from '../../core/types.js';
 import { BusArbiter } from './arbiter.js';
+import { ModbusCommands } from './commands.js';
 import { DevicePoller } from './device.js';
 import type { ModbusClient } from './transport.js';
 
@@ -9,6 +11,8 @@ export interface ModbusBusOptions {
   readonly bus: BusConfig;
   readonly sink: PollSink;
   readonly log: Logger;
+  /** The write policy: every write command asks it before anything is sent. */
+  readonly gate: WriteGate;
   /** Opens the bus transport; the default opens a real modbus-serial client. */
   readonly open?: (bus: BusConfig) => Promise<ModbusClient>;
 }
@@ -16,12 +20,15 @@ export interface ModbusBusOptions {
 /** One Modbus bus (serial line or TCP endpoint) with its devices: one component, one arbiter. */
 export class ModbusBusAdapter implements DownstreamAdapter {
   readonly name: string;
+  readonly devices: readonly string[];
   private arbiter: BusArbiter | undefined;
+  private commands: ModbusCommands | undefined;
   private pollers: DevicePoller[] = [];
   private paused = false;
 
   constructor(private readonly options: ModbusBusOptions) {
     this.name = `modbus:${options.bus.name}`;
+    this.devices = options.bus.devices.map((d) => d.name);
   }
 
   async start(): Promise<void> {
@@ -29,6 +36,7 @@ export class ModbusBusAdapter implements DownstreamAdapter {
     const log = this.options.log.child({ bus: bus.name });
     const arbiter = new BusArbiter(bus, log, open);
     this.arbiter = arbiter;
+    this.commands = new ModbusCommands(bus.devices, bus.name, arbiter, this.options.gate, log.child({ component: 'commands' }));
     this.pollers = bus.devices.map((d) => new DevicePoller(d, bus.name, arbiter, sink, log.child({ device: d.name })));
     for (const poller of this.pollers) {
       poller.setPaused(this.paused);
@@ -41,11 +49,19 @@ export class ModbusBusAdapter implements DownstreamAdapter {
     await Promise.all(this.pollers.map((p) => p.stop()));
     await this.arbiter?.close();
     this.arbiter = undefined;
+    this.commands = undefined;
   }
 
   setPaused(paused: boolean): void {
     this.paused = paused;
     for (const poller of this.pollers) poller.setPaused(paused);
+  }
+
+  command(command: DeviceCommand): Promise<unknown> {
+    if (this.commands === undefined) {
+      return Promise.reject(new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.options.bus.name} is not running`, { bus: this.options.bus.name, device: command.device }));
+    }
+    return this.commands.run(command);
   }
 
   deviceStats(): readonly DeviceStats[] {

@@ -7,16 +7,7 @@ import type { BusArbiter } from './arbiter.js';
 import { classify, type ModbusFailure } from './classify.js';
 import { applyScale, decodeBits, decodeRegistersAt, isBitTable } from './codec.js';
 import { planDevice, type ReadRequest } from './planner.js';
-import type { ModbusClient } from './transport.js';
-
-function read(client: ModbusClient, req: ReadRequest): Promise<readonly number[] | readonly boolean[]> {
-  switch (req.table) {
-    case 'coil': return client.readCoils(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
-    case 'discrete': return client.readDiscreteInputs(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
-    case 'input': return client.readInputRegisters(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
-    case 'holding': return client.readHoldingRegisters(req.address, req.count).then((r: { data: number[] | boolean[] }) => r.data);
-  }
-}
+import { readTable } from './transport.js';
 
 /**
  * Polls one device on its interval through the bus arbiter. A poll in which the
@@ -141,7 +132,7 @@ export class DevicePoller {
         const data = await this.arbiter.exec((client) => {
           client.setID(this.device.unitId);
           client.setTimeout(this.device.timeoutMs);
-          return read(client, req);
+          return readTable(client, req.table, req.address, req.count);
         });
         return { data };
       } catch (err) {

@@ -8,11 +8,12 @@ const { ServerTCP } = modbusSerial as unknown as { ServerTCP: typeof ServerTCPTy
  * The demo's simulated Modbus TCP device ("Guardian demo simulator"): a boiler
  * whose values change over time. Only `guardian demo` starts it; `guardian run`
  * never does. Register map (unit 1, protocol addresses):
- *   holding 0-1   float32 temperature °C (slow sine around 65)
+ *   holding 0-1   float32 temperature °C (slow sine around the setpoint)
  *   holding 2     uint16  pressure in 0.01 bar
  *   holding 3-4   uint32  run counter (ticks every second)
  *   holding 5     uint16  status bits (bit 0 burner on, bit 1 pump on)
  *   holding 10-13 string  "SIM-0001"
+ *   holding 20-21 float32 setpoint °C (65 at start; the only writable registers)
  *   input 0       int16   supply voltage in 0.1 V
  *   coil 0        alarm (on for 5 s every 30 s)
  */
@@ -22,6 +23,7 @@ export class DemoSimulator {
   private readonly holding = new Uint16Array(32);
   private readonly input = new Uint16Array(8);
   private alarm = false;
+  private static readonly WRITABLE = new Set([20, 21]);
   private readonly startedAt = Date.now();
 
   constructor(
@@ -35,6 +37,10 @@ export class DemoSimulator {
     this.tick();
     const serial = Buffer.from('SIM-0001', 'latin1');
     for (let i = 0; i < 4; i++) this.holding[10 + i] = serial.readUInt16BE(i * 2);
+    const setpoint = Buffer.alloc(4);
+    setpoint.writeFloatBE(65);
+    this.holding[20] = setpoint.readUInt16BE(0);
+    this.holding[21] = setpoint.readUInt16BE(2);
     const server = new ServerTCP({
       getHoldingRegister: (addr: number) => this.register(this.holding, addr),
       getMultipleHoldingRegisters: (addr: number, length: number) => Array.from({ length }, (_, i) => this.register(this.holding, addr + i)),
@@ -42,6 +48,11 @@ export class DemoSimulator {
       getMultipleInputRegisters: (addr: number, length: number) => Array.from({ length }, (_, i) => this.register(this.input, addr + i)),
       getCoil: (addr: number) => (addr === 0 ? this.alarm : false),
       getDiscreteInput: () => false,
+      setRegister: (addr: number, value: number) => {
+        if (!DemoSimulator.WRITABLE.has(addr)) throw Object.assign(new Error('illegal data address'), { modbusErrorCode: 2 });
+        this.holding[addr] = value;
+      },
+      setCoil: () => { throw Object.assign(new Error('illegal data address'), { modbusErrorCode: 2 }); },
     }, { host: this.host, port: this.port, unitID: 1 });
     this.server = server;
     server.on('error', (err?: Error | null) => this.onError(err ?? new Error('simulator error')));
@@ -67,7 +78,11 @@ export class DemoSimulator {
 
   private tick(): void {
     const t = (Date.now() - this.startedAt) / 1000;
-    const temperature = 65 + 8 * Math.sin(t / 20) + (Math.random() - 0.5) * 0.2;
+    const sp = Buffer.alloc(4);
+    sp.writeUInt16BE(this.holding[20] ?? 0, 0);
+    sp.writeUInt16BE(this.holding[21] ?? 0, 2);
+    const setpoint = sp.readFloatBE(0);
+    const temperature = (Number.isFinite(setpoint) ? setpoint : 65) + 8 * Math.sin(t / 20) + (Math.random() - 0.5) * 0.2;
     const f32 = Buffer.alloc(4);
     f32.writeFloatBE(temperature);
     this.holding[0] = f32.readUInt16BE(0);
@@ -76,7 +91,7 @@ export class DemoSimulator {
     const counter = Math.floor(t);
     this.holding[3] = (counter >>> 16) & 0xffff;
     this.holding[4] = counter & 0xffff;
-    const burner = temperature < 66 ? 1 : 0;
+    const burner = temperature < setpoint + 1 ? 1 : 0;
     this.holding[5] = burner | 2;
     this.input[0] = Math.round(2300 + 30 * Math.sin(t / 3)) & 0xffff;
     this.alarm = t % 30 < 5;

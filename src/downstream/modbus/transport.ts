@@ -1,11 +1,21 @@
 import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusRTUType } from 'modbus-serial/ModbusRTU.js';
-import type { BusConfig } from '../../core/config.js';
+import type { BusConfig, Table } from '../../core/config.js';
 import { GuardianError } from '../../core/errors.js';
 
 export type ModbusClient = ModbusRTUType;
 /** modbus-serial is CommonJS whose `module.exports` is the class; its typings call it the default export. */
 export const ModbusRTU = modbusSerial as unknown as typeof ModbusRTUType;
+
+/** One read of `count` bits (coil, discrete) or registers (input, holding) from `address`. */
+export async function readTable(client: ModbusClient, table: Table, address: number, count: number): Promise<number[] | boolean[]> {
+  switch (table) {
+    case 'coil': return (await client.readCoils(address, count)).data;
+    case 'discrete': return (await client.readDiscreteInputs(address, count)).data;
+    case 'input': return (await client.readInputRegisters(address, count)).data;
+    case 'holding': return (await client.readHoldingRegisters(address, count)).data;
+  }
+}
 
 const OPEN_TIMEOUT_MS = 5000;
 const CLOSE_TIMEOUT_MS = 1000;

@@ -95,5 +95,6 @@ function normalize(doc: Rec): GatewayConfig {
   });
   const outbox = { store: 'sqlite', maxBytes: 268435456, maxAgeMs: 604800000, maxMessages: 10000, commitIntervalMs: 0, synchronous: 'normal', drainRatePerS: 0, policy: 'drop-oldest', ...(doc['outbox'] as Rec | undefined) };
   const health = { intervalMs: 60000, ...(doc['health'] as Rec | undefined) };
-  return { ...doc, outbox, health, upstream: { mqtt }, buses } as unknown as GatewayConfig;
+  const firewall = { manifest: '/etc/guardian/app_manifest.json', ...(doc['firewall'] as Rec | undefined) };
+  return { ...doc, outbox, health, firewall, upstream: { mqtt }, buses } as unknown as GatewayConfig;
 }

@@ -68,6 +68,10 @@ export class MqttUpstream implements UpstreamAdapter {
     return this.send(this.topics.for(message), message.payload, false);
   }
 
+  reply(device: string, name: string, body: string): Promise<void> {
+    return this.send(this.topics.reply(device, name), body, false);
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
@@ -136,7 +140,18 @@ export class MqttUpstream implements UpstreamAdapter {
       log.info({ url: config.url, protocolVersion: config.protocolVersion, connections: this.connects }, 'connected to broker');
       const online = JSON.stringify({ state: 'online', ts: Date.now(), version });
       this.send(this.topics.state, online, true).catch((err: unknown) => log.warn({ err }, 'could not publish online state'));
+      // clean session: commands sent while Guardian was offline are not executed late
+      client.subscribe(this.topics.commands, { qos: 1 }, (err, granted) => {
+        const refused = granted?.some((g) => g.qos === 128) === true;
+        if (err !== null || refused) log.warn({ err, topic: this.topics.commands }, 'could not subscribe to the command topics: commands are not received');
+      });
       this.events.emit('connected');
+    });
+    client.on('message', (topic, payload, packet) => {
+      if (this.client !== client) return;
+      const cmd = this.topics.parseCommand(topic);
+      if (cmd === undefined) return;
+      this.events.emit('command', { ...cmd, payload, requester: `mqtt:${topic}`, retained: packet.retain });
     });
     client.on('error', (cause) => {
       if (this.client !== client) return;

@@ -36,6 +36,19 @@ export class Topics {
     return `${this.base}/${device}/reply/${name}`;
   }
 
+  /** The subscription that receives every device's commands. */
+  get commands(): string {
+    return `${this.base}/+/command/+`;
+  }
+
+  /** `<base>/<device>/command/<name>` → its device and name; anything else → undefined. */
+  parseCommand(topic: string): { device: string; name: string } | undefined {
+    if (!topic.startsWith(`${this.base}/`)) return undefined;
+    const parts = topic.slice(this.base.length + 1).split('/');
+    if (parts.length !== 3 || parts[1] !== 'command' || parts[0] === '' || parts[2] === '') return undefined;
+    return { device: parts[0] as string, name: parts[2] as string };
+  }
+
   for(message: UpstreamMessage): string {
     switch (message.kind) {
       case 'telemetry':

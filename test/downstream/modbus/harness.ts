@@ -1,6 +1,8 @@
 // Shared helpers for the ModbusBusAdapter integration tests: real configs built
 // through the gateway's config loader, an adapter whose sink collects every
 // PollResult, and waits on those results (with a deadline, never a bare sleep).
+import type { WriteGate } from '../../../src/core/types.js';
+import { WritePolicy } from '../../../src/firewall/write-policy.js';
 import type { Test } from 'tap';
 import { stringify } from 'yaml';
 import type { BusConfig, PointConfig } from '../../../src/core/config.js';
@@ -67,11 +69,13 @@ export const allGood = (r: PollResult): boolean => r.readings.length > 0 && r.re
 export const allBad = (r: PollResult): boolean => r.readings.length > 0 && r.readings.every((x) => x.quality !== 'good');
 
 /** Start a ModbusBusAdapter for `bus`; it is stopped in teardown. */
-export async function runAdapter(t: Test, bus: BusConfig, logs: LogCapture = captureLogger()): Promise<RunningAdapter> {
+/** `gate` is the write policy the adapter asks (default: the empty policy, which denies every write). */
+export async function runAdapter(t: Test, bus: BusConfig, logs: LogCapture = captureLogger(), gate: WriteGate = new WritePolicy(new Map())): Promise<RunningAdapter> {
   const results: PollResult[] = [];
   const waiters: { from: number; predicate: (r: PollResult) => boolean; resolve: (r: PollResult) => void }[] = [];
   const adapter = new ModbusBusAdapter({
     bus,
+    gate,
     log: logs.log,
     sink: (r) => {
       results.push(r);
