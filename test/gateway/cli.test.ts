@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
@@ -71,6 +71,37 @@ t.test('watch prints the messages on a topic filter', async (t) => {
   t.equal(out, 'guardian/g/state (retained) {"state":"online"}\nguardian/g/d/telemetry {"seq":1}\n');
   watch.kill('SIGINT');
   t.equal(await exited, 0);
+});
+
+t.test('run without its manifest, or with one that does not allow what the config uses, does not start', async (t) => {
+  const dir = await tmpDir(t);
+  const file = join(dir, 'guardian.yaml');
+  const manifest = join(dir, 'app_manifest.json');
+  writeFileSync(file, stringify({
+    version: 1, gateway: { id: 'g', stateDir: join(dir, 'state') }, firewall: { manifest },
+    upstream: { mqtt: { url: 'mqtts://broker.example.com', tls: { ca: '/etc/guardian/ca.pem' } } },
+    buses: [
+      { name: 'tcp', type: 'tcp', host: '10.1.2.3', devices: [{ name: 'd', unitId: 1, points: [{ name: 'p', table: 'holding', address: 0, type: 'uint16' }] }] },
+      { name: 'rs485', type: 'rtu', port: '/dev/ttyUSB7', devices: [{ name: 'e', unitId: 1, points: [{ name: 'p', table: 'holding', address: 0, type: 'uint16' }] }] },
+    ],
+  }));
+  const none = await runCli(['run', '--config', file]);
+  t.equal(none.code, 1);
+  t.match(none.stderr, new RegExp(`^guardian: GUARDIAN_E_MANIFEST_READ: ${manifest} has 1 problem:\n\\(root\\): cannot read the file: ENOENT`));
+  writeFileSync(manifest, JSON.stringify({
+    SchemaVersion: 1, Name: 'g', ComponentId: '6f1c3b5e-2d4a-4c8b-9e7f-0a1b2c3d4e5f',
+    Capabilities: { AllowedConnections: ['broker.example.com:1883', 'www.example.com:8883', '10.1.0.0/16:503'], Uart: ['/dev/ttyUSB0'] },
+  }));
+  const narrow = await runCli(['run', '--config', file]);
+  t.equal(narrow.code, 1);
+  t.equal(narrow.stderr, [
+    `guardian: GUARDIAN_E_FIREWALL_CONFIG: ${manifest} has 3 problems:`,
+    "upstream.mqtt.url: broker.example.com:8883 is not in the manifest's Capabilities.AllowedConnections",
+    "buses[0]: 10.1.2.3:502 is not in the manifest's Capabilities.AllowedConnections",
+    "buses[1].port: serial device /dev/ttyUSB7 is not in the manifest's Capabilities.Uart",
+    '',
+  ].join('\n'), 'each thing the config uses and the manifest does not allow, with its config path');
+  t.notOk(existsSync(join(dir, 'state')), 'nothing was started');
 });
 
 t.test('run with a bad or missing config reports like check-config and exits 1', async (t) => {

@@ -141,9 +141,12 @@ export class MqttUpstream implements UpstreamAdapter {
       const online = JSON.stringify({ state: 'online', ts: Date.now(), version });
       this.send(this.topics.state, online, true).catch((err: unknown) => log.warn({ err }, 'could not publish online state'));
       // clean session: commands sent while Guardian was offline are not executed late
-      client.subscribe(this.topics.commands, { qos: 1 }, (err, granted) => {
+      // MQTT 5 "retain as published": a command published retained keeps its flag even
+      // when delivered live, so it is refused then too, not only when replayed later
+      client.subscribe(this.topics.commands, { qos: 1, ...(config.protocolVersion === 5 ? { rap: true } : {}) }, (err, granted) => {
         const refused = granted?.some((g) => g.qos === 128) === true;
         if (err !== null || refused) log.warn({ err, topic: this.topics.commands }, 'could not subscribe to the command topics: commands are not received');
+        else log.info({ topic: this.topics.commands }, 'receiving commands');
       });
       this.events.emit('connected');
     });
@@ -151,6 +154,7 @@ export class MqttUpstream implements UpstreamAdapter {
       if (this.client !== client) return;
       const cmd = this.topics.parseCommand(topic);
       if (cmd === undefined) return;
+      if (packet.retain && payload.length === 0) return; // someone cleared a retained command: not a command
       this.events.emit('command', { ...cmd, payload, requester: `mqtt:${topic}`, retained: packet.retain });
     });
     client.on('error', (cause) => {
