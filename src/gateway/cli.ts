@@ -4,7 +4,8 @@ import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { DEFAULT_MANIFEST_PATH, ManifestError } from '../firewall/manifest.js';
 import { ConfigError, DEFAULT_CONFIG_PATH } from './config/config-error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
-import { LogRing } from './failures.js';
+import { FailureStore, LogRing } from './failures.js';
+import { armGuard } from './firewall.js';
 import { FirewallConfigError, loadFirewall } from './manifest-check.js';
 import { createLogger } from './logger.js';
 
@@ -88,10 +89,11 @@ async function dispatch(command: string, args: string[]): Promise<number> {
     }
     case 'run': {
       const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
-      const { manifest } = loadFirewall(config);
+      const { manifest, policy } = loadFirewall(config);
       const ring = new LogRing();
       const log = createLogger(config.gateway.logLevel, undefined, ring);
       installFatalHandlers(log, config.gateway.stateDir, ring);
+      armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir));
       if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
       return runUntilSignal(new Daemon(config, manifest, log), log);
     }

@@ -8,6 +8,8 @@ import { DemoSimulator } from '../downstream/modbus/simulator.js';
 import { parseConfig } from './config/load.js';
 import { Daemon, installFatalHandlers, runUntilSignal } from './daemon.js';
 import { createLogger } from './logger.js';
+import { FailureStore } from './failures.js';
+import { armGuard } from './firewall.js';
 import { loadFirewall } from './manifest-check.js';
 
 const HOST = '127.0.0.1';
@@ -94,7 +96,7 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
     const ports = { broker: broker.port, simulator: simulator.port };
     const config = parseConfig(demoConfigText(ports, stateDir), 'config/demo.yaml');
     writeFileSync(config.firewall.manifest, demoManifestText(ports));
-    const { manifest } = loadFirewall(config);
+    const { manifest, policy } = loadFirewall(config);
     const url = `mqtt://${HOST}:${broker.port}`;
     process.stdout.write([
       '',
@@ -113,6 +115,7 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
     ].join('\n'));
     log.level = config.gateway.logLevel;
     installFatalHandlers(log, stateDir);
+    armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(stateDir));
     return await runUntilSignal(new Daemon(config, manifest, log), log);
   } finally {
     await simulator.stop();

@@ -3,6 +3,7 @@ import { uptime as osUptime } from 'node:os';
 import type { Logger } from 'pino';
 import si from 'systeminformation';
 import type { Component, DeviceStats, UpstreamMessage } from '../core/types.js';
+import { CpuLoad, cpuTemperature } from './host-stats.js';
 import type { OutboxStats } from './outbox/outbox.js';
 
 export interface HealthSources {
@@ -36,6 +37,7 @@ export class HealthReporter implements Component {
   readonly name = 'health';
   private timer: NodeJS.Timeout | undefined;
   private previous = new Map<string, DeviceStats>();
+  private readonly cpu = new CpuLoad();
 
   constructor(
     private readonly sources: HealthSources,
@@ -59,7 +61,7 @@ export class HealthReporter implements Component {
 
   async collect(): Promise<Record<string, unknown>> {
     const [load, temperature, mem, disk] = await Promise.all([
-      si.currentLoad(), si.cpuTemperature(), si.mem(), statfs(this.sources.stateDir).catch((err: unknown) => { this.log.debug({ err }, 'statfs of the state directory failed'); return undefined; }),
+      this.cpu.sample(), cpuTemperature(), si.mem(), statfs(this.sources.stateDir).catch((err: unknown) => { this.log.debug({ err }, 'statfs of the state directory failed'); return undefined; }),
     ]);
     const outbox = this.sources.outbox();
     const now = Date.now();
@@ -79,7 +81,7 @@ export class HealthReporter implements Component {
       version: this.sources.version,
       uptimeS: Math.round(process.uptime()),
       systemUptimeS: Math.round(osUptime()),
-      cpu: { loadPercent: Math.round(load.currentLoad * 10) / 10, temperatureC: temperature.main },
+      cpu: { loadPercent: load, temperatureC: temperature },
       memory: { totalBytes: mem.total, availableBytes: mem.available, processRssBytes: process.memoryUsage.rss() },
       stateVolume: disk === undefined ? null : { freeBytes: disk.bavail * disk.bsize, totalBytes: disk.blocks * disk.bsize },
       outbox: { depth: outbox.pending + outbox.inFlight, oldestAgeS: outbox.oldestEnqueuedAt === undefined ? null : Math.round((now - outbox.oldestEnqueuedAt) / 1000), dropped: outbox.dropped },

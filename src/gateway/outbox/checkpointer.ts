@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
  * committed WAL pages into the database file and fsyncs both, without blocking
  * the writer on the main thread.
  */
-const WORKER_CODE = `
+export const CHECKPOINT_WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.path, { fileMustExist: true });
@@ -82,7 +82,7 @@ export class Checkpointer {
 
   private startThread(): void {
     const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(WORKER_CODE, { eval: true, workerData: { module, path: this.path } });
+    const worker = new Worker(CHECKPOINT_WORKER_CODE, { eval: true, workerData: { module, path: this.path } });
     worker.unref();
     worker.on('message', (reply: Reply) => this.finished(reply));
     worker.on('error', (err) => {
