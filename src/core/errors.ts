@@ -44,6 +44,7 @@ export const ErrorCodes = {
   GUARDIAN_E_WRITE_VERIFY: { hint: 'The device accepted the write but reading it back gave other values (clamped, read-only or self-clearing register); check the device, or set Verify false for that rule.', transient: false },
   GUARDIAN_E_FIREWALL_DENIED: { hint: 'A connection, lookup, listening socket, serial port, thread or process the manifest does not allow was refused; add it to app_manifest.json if it is legitimate.', transient: false },
   GUARDIAN_E_FIREWALL_CONFIG: { hint: 'The config uses an endpoint, port or serial device that the manifest does not allow; add it to app_manifest.json or fix the config.', transient: false },
+  GUARDIAN_E_FIREWALL_APPLY: { hint: 'The nftables ruleset could not be loaded; run as root (CAP_NET_ADMIN) with nftables installed, and see the nft message.', transient: true },
   GUARDIAN_E_DEMO_PORT: { hint: 'The demo port is in use; pass --port or set GUARDIAN_DEMO_PORT.', transient: false },
   GUARDIAN_E_INTERNAL: { hint: 'An unexpected internal error; please report it with the log.', transient: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -6,7 +6,7 @@ import { ConfigError, DEFAULT_CONFIG_PATH } from './config/config-error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from './daemon.js';
 import { FailureStore, LogRing } from './failures.js';
 import { armGuard } from './firewall.js';
-import { FirewallConfigError, loadFirewall } from './manifest-check.js';
+import { FirewallConfigError, loadFirewall, manifestFor } from './manifest-check.js';
 import { createLogger } from './logger.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
@@ -15,6 +15,13 @@ Usage:
   guardian run [--config FILE]          run the gateway (default config ${DEFAULT_CONFIG_PATH})
   guardian check-config [FILE]          validate a config; prints every problem, exits 1 if any
   guardian check-manifest [FILE]        validate an app_manifest.json (default ${DEFAULT_MANIFEST_PATH})
+  guardian firewall render --nftables [--manifest FILE] [--user U | --cgroup PATH]
+                                        print the nftables ruleset the manifest allows
+  guardian firewall render --systemd [--manifest FILE]
+                                        print the systemd drop-in (IPAddressAllow, SocketBindAllow, DeviceAllow)
+  guardian firewall apply [--manifest FILE] [--watch [--interval S]]
+                                        load the ruleset (root); --watch keeps its host-name sets current
+  guardian firewall init [--config FILE]  print a manifest that allows what the config uses
   guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
   guardian status [--config FILE] [--json]  outbox depth and stored failure reports
   guardian demo [--port N]              run the demo: simulated device + embedded broker, no config
@@ -47,6 +54,13 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       url: { type: 'string' },
       topic: { type: 'string' },
       json: { type: 'boolean' },
+      manifest: { type: 'string' },
+      nftables: { type: 'boolean' },
+      systemd: { type: 'boolean' },
+      user: { type: 'string' },
+      cgroup: { type: 'string' },
+      watch: { type: 'boolean' },
+      interval: { type: 'string' },
     },
   });
   switch (command) {
@@ -72,6 +86,16 @@ async function dispatch(command: string, args: string[]): Promise<number> {
         '',
       ].join('\n'));
       return 0;
+    }
+    case 'firewall': {
+      const [sub] = positionals;
+      if (sub === 'init') {
+        const config = (await import('./config/load.js')).loadConfig(values.config ?? positionals[1] ?? DEFAULT_CONFIG_PATH);
+        process.stdout.write(`${JSON.stringify(manifestFor(config), null, 2)}\n`);
+        return 0;
+      }
+      const { firewallCommand } = await import('./firewall-cli.js');
+      return firewallCommand(sub, values, (text) => process.stdout.write(text), (text) => process.stderr.write(`guardian: ${text}\n`));
     }
     case 'plan': {
       const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
