@@ -91,7 +91,7 @@ export function installGuard(options: GuardOptions): Guard {
   const originalLookup = dns.lookup.bind(dns) as Fn;
 
   // ---- TCP / TLS (net, tls, http, https, fetch, mqtt) ----
-  const connect = net.Socket.prototype.connect as unknown as Fn;
+  const connect = (net.Socket.prototype as unknown as Rec)['connect'] as Fn;
   const guardedLookup = (...args: unknown[]): unknown => originalLookup(...args);
   const normalizeArgs = (net as unknown as { _normalizeArgs: (args: unknown[]) => unknown[] })._normalizeArgs;
   net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
@@ -115,10 +115,10 @@ export function installGuard(options: GuardOptions): Guard {
       return this;
     }
     return connect.call(this, normalized) as net.Socket;
-  } as typeof net.Socket.prototype.connect;
+  };
 
   // ---- listening sockets ----
-  const listen = net.Server.prototype.listen as unknown as Fn;
+  const listen = (net.Server.prototype as unknown as Rec)['listen'] as Fn;
   net.Server.prototype.listen = function guardedListen(this: net.Server, ...args: unknown[]): net.Server {
     const first = args[0];
     let port: number | undefined;
@@ -173,8 +173,9 @@ export function installGuard(options: GuardOptions): Guard {
   const createSocket = dgram.createSocket as unknown as Fn;
   (dgram as unknown as Rec)['createSocket'] = function guardedCreateSocket(...args: unknown[]): unknown {
     if (typeof args[0] === 'object' && args[0] !== null) {
-      const { lookup: _dropped, ...rest } = args[0] as Rec;
-      args[0] = rest; // the guard's dns.lookup resolves names, not the caller's
+      const rest = { ...(args[0] as Rec) };
+      delete rest['lookup']; // the guard's dns.lookup resolves names, not the caller's
+      args[0] = rest;
     }
     return createSocket(...args);
   };

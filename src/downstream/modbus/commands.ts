@@ -134,7 +134,7 @@ export class ModbusCommands {
       if (address + values.length > 0x10000) throw invalid(device.name, `write: ${table} ${address} + ${values.length} runs past address 65535`);
       if (table === 'coil') {
         if (!values.every((v) => typeof v === 'boolean')) throw invalid(device.name, 'write: coil values must be true or false');
-        return { request: { ...base, kind: 'raw', table, address, count: values.length, values: [] }, data: values as boolean[] };
+        return { request: { ...base, kind: 'raw', table, address, count: values.length, values: [] }, data: values };
       }
       if (!values.every((v) => typeof v === 'number' && v >= 0 && v <= 0xffff)) throw invalid(device.name, 'write: holding register values must be integers 0-65535');
       return { request: { ...base, kind: 'raw', table, address, count: values.length, values: values as number[] }, data: values as number[] };
@@ -179,7 +179,7 @@ export class ModbusCommands {
             await writeRequest(client, table as 'coil' | 'holding', address, data ?? []);
             return [];
           }
-          return (await readTable(client, table, address, count)).slice(0, count) as number[] | boolean[];
+          return (await readTable(client, table, address, count)).slice(0, count);
         } catch (err) {
           // RTU has no transaction ids: a late answer would pass for the next request's.
           // Hold the bus one more timeout so it arrives (and is discarded) before that one is sent.
