@@ -1,7 +1,7 @@
 // The in-process guard, attacked: a module loaded into `guardian run` (as a compromised
 // dependency would be) tries to send a secret to a loopback listener that is not in the
 // manifest through net, tls, http, https, fetch, dgram, DNS, an IP literal, a worker
-// thread, child processes, process.binding and its own server sockets. Every attempt
+// thread, child processes, process.binding, its own server sockets and a serial port. Every attempt
 // fails with GUARDIAN_E_FIREWALL_DENIED, the listener receives nothing, each refusal is
 // logged and reported on the failure topic, and the allowed broker keeps working.
 import { createSocket } from 'node:dgram';
@@ -89,6 +89,7 @@ void t.test('a module inside the gateway cannot get data out; the broker still w
     'process.binding(tcp_wrap)': 'denied',
     'listen on a port': 'denied',
     'udp bind a port': 'denied',
+    'serial port outside Uart': 'denied',
     'allowed name, by name': 'ok',
     'allowed name, by its IP': 'denied',
     'allowed name, a custom lookup pointing it at the loot port host': 'ok',
@@ -106,7 +107,7 @@ void t.test('a module inside the gateway cannot get data out; the broker still w
   const refused = Object.values(outcomes).filter((o) => o === 'denied').length;
   t.ok(denials.length >= refused, `every refusal is logged (${denials.length} lines for ${refused} refused attempts)`);
   t.match(denials.find((l) => l['target'] === `127.0.0.1:${loot.port}`), { level: 'warn', kind: 'connect', msg: new RegExp(`connection to 127.0.0.1:${loot.port} is not in the manifest's AllowedConnections`), stack: /exfiltrate\.mjs/ }, 'with what was refused and the code that asked');
-  for (const kind of ['connect', 'send', 'lookup', 'listen', 'bind', 'worker', 'process', 'binding']) {
+  for (const kind of ['connect', 'send', 'lookup', 'listen', 'bind', 'serial', 'worker', 'process', 'binding']) {
     t.ok(denials.some((l) => l['kind'] === kind), `a ${kind} refusal is logged`);
   }
 
