@@ -61,7 +61,7 @@ import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
 import { sleep } from '../test/fixtures/ports.js';
 import {
   CpuMeter, ROOT, cleanup, configPatch, deepMerge, distIsStale, envNum, exited, fileSize, fmt, installCleanup, ioDelta, makeLog, memKB,
-  onTeardown, percentile, procIo, startLinkProxy, startMosquitto, stopChild, track, trackPid, type ProcIo,
+  onTeardown, percentile, procIo, startLinkProxy, startMosquitto, stopChild, track, trackPid, type ProcIo, writeGuardianConfig,
 } from './lib.js';
 
 const log = makeLog('drain');
@@ -197,7 +197,7 @@ interface Guardian {
 function startGuardian(dir: string, gatewayId: string, url: string, devices: DeviceSpec[], profile: boolean): Guardian {
   const stateDir = path.join(dir, `${gatewayId}-state`);
   const config = path.join(dir, `${gatewayId}.yaml`);
-  writeFileSync(config, guardianConfig(gatewayId, stateDir, url, devices));
+  writeGuardianConfig(config, guardianConfig(gatewayId, stateDir, url, devices));
   const prof = profile && CPU_PROFILE_DIR !== undefined
     ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROFILE_DIR}`, `--cpu-prof-name=guardian-${gatewayId.replace(/^bench-/, '')}.cpuprofile`] : [];
   // stdout/stderr to a pipe, not a file: Guardian's own write_bytes is then its state dir alone

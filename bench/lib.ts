@@ -8,6 +8,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../src/gateway/config/load.js';
+import { manifestFor } from '../src/gateway/manifest-check.js';
 import { freePort, waitForPort } from '../test/fixtures/ports.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -265,4 +267,17 @@ export function configPatch(): Record<string, unknown> {
   const patch: unknown = JSON.parse(process.env['BENCH_CONFIG_PATCH'] ?? '{}');
   if (!isObject(patch)) throw new Error('BENCH_CONFIG_PATCH must be a JSON object');
   return patch;
+}
+
+/**
+ * Write a Guardian config (JSON text) and, next to it, a manifest that allows
+ * exactly what it uses: `guardian run` needs both.
+ */
+export function writeGuardianConfig(file: string, configText: string): void {
+  const manifest = `${file.replace(/\.ya?ml$/, '')}.app_manifest.json`;
+  const doc = JSON.parse(configText) as Record<string, unknown>;
+  doc['firewall'] = { manifest, ...(doc['firewall'] as Record<string, unknown> | undefined) };
+  const text = JSON.stringify(doc, null, 1);
+  writeFileSync(file, text);
+  writeFileSync(manifest, JSON.stringify(manifestFor(parseConfig(text, file)), null, 1));
 }

@@ -57,7 +57,7 @@ import { startModbusServer } from '../test/fixtures/pymodbus.js';
 import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
 import { sleep } from '../test/fixtures/ports.js';
 import {
-  cleanup, configPatch, CpuMeter, deepMerge, distIsStale, exited, fmt, installCleanup, memKB, onTeardown, percentile, startMosquitto, stopChild, track, trackPid,
+  cleanup, configPatch, CpuMeter, deepMerge, distIsStale, exited, fmt, installCleanup, memKB, onTeardown, percentile, startMosquitto, stopChild, track, trackPid, writeGuardianConfig,
 } from './lib.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -241,7 +241,7 @@ async function start(ctx: Context, system: System, phase: PhaseName): Promise<Ru
   let args: string[];
   if (system === 'guardian') {
     const config = path.join(ctx.dir, `${gatewayId}.yaml`);
-    writeFileSync(config, guardianConfig(gatewayId, path.join(ctx.dir, `state-${phase}`), ctx.url, ctx.devices, intervalMs));
+    writeGuardianConfig(config, guardianConfig(gatewayId, path.join(ctx.dir, `state-${phase}`), ctx.url, ctx.devices, intervalMs));
     args = [...NODE_ARGS, ...prof, path.join(GUARDIAN_ROOT, 'bin', 'guardian.js'), 'run', '--config', config];
   } else {
     args = [...NODE_ARGS, ...prof, ctx.referenceJs, '--mqtt', ctx.url, '--id', gatewayId, '--interval', String(intervalMs),
