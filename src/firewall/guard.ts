@@ -180,6 +180,13 @@ export function installGuard(options: GuardOptions): Guard {
     return createSocket(...args);
   };
   const udp = dgram.Socket.prototype as unknown as Rec;
+  /** A refused send or connect fails through its callback, else as the socket's 'error'. */
+  const refuseUdp = (socket: dgram.Socket, args: unknown[], host: string, port: string): void => {
+    const err = deny('send', `${host}:${port}`, `UDP to ${host}:${port} is not in the manifest's AllowedConnections`);
+    const callback = args.findLast((x) => typeof x === 'function') as Fn | undefined;
+    if (callback !== undefined) process.nextTick(callback, err);
+    else process.nextTick(() => socket.emit('error', err));
+  };
   const send = udp['send'] as Fn;
   udp['send'] = function guardedSend(this: dgram.Socket, ...args: unknown[]): void {
     let connected = false;
@@ -199,10 +206,7 @@ export function installGuard(options: GuardOptions): Guard {
         ? policy.allowsConnect('127.0.0.1', Number(p)) || policy.allowsConnect('::1', Number(p))
         : policy.allowsConnect(named, Number(p));
       if (!allowed) {
-        const err = deny('send', `${host}:${String(p)}`, `UDP to ${host}:${String(p)} is not in the manifest's AllowedConnections`);
-        const callback = args.findLast((x) => typeof x === 'function') as Fn | undefined;
-        if (callback !== undefined) process.nextTick(callback, err);
-        else process.nextTick(() => this.emit('error', err));
+        refuseUdp(this, args, host, String(p));
         return;
       }
     }
@@ -213,10 +217,7 @@ export function installGuard(options: GuardOptions): Guard {
     const port = Number(args[0]);
     const host = typeof args[1] === 'string' && args[1] !== '' ? args[1] : 'localhost';
     if (!policy.allowsConnect(host, port)) {
-      const err = deny('send', `${host}:${port}`, `UDP to ${host}:${port} is not in the manifest's AllowedConnections`);
-      const callback = args.findLast((x) => typeof x === 'function') as Fn | undefined;
-      if (callback !== undefined) process.nextTick(callback, err);
-      else process.nextTick(() => this.emit('error', err));
+      refuseUdp(this, args, host, String(port));
       return;
     }
     udpConnect.apply(this, args);
