@@ -32,19 +32,9 @@ function block(address: string, family: 4 | 6, prefix?: number): string {
   return prefix === undefined || prefix === full ? text : `${text}/${prefix}`;
 }
 
-/** nft prints and takes IPv6 in the usual short form. */
+/** nft prints and takes IPv6 in the usual short form (the URL standard's serialisation is that form). */
 function compressV6(expanded: string): string {
-  const groups = expanded.split(':').map((g) => g.replace(/^0+(?=.)/, ''));
-  let best = { at: -1, len: 0 };
-  for (let i = 0; i < groups.length;) {
-    if (groups[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > best.len && j - i > 1) best = { at: i, len: j - i };
-    i = j;
-  }
-  if (best.at < 0) return groups.join(':');
-  return `${groups.slice(0, best.at).join(':')}::${groups.slice(best.at + best.len).join(':')}`;
+  return new URL(`http://[${expanded}]/`).hostname.slice(1, -1);
 }
 
 function staticElements(manifest: Manifest): Element[] {
