@@ -104,11 +104,9 @@ export function missing(name: string, kind: ObjectKind | undefined): GuardianErr
 
 /** Runs fn and returns its result as a promise; a throw becomes a rejection. */
 export function settle<T>(fn: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(fn());
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  return new Promise<T>((resolve) => {
+    resolve(fn());
+  });
 }
 
 /** Serialises async operations: each starts after the previous one settled. */
