@@ -77,6 +77,25 @@ export interface MqttTlsConfig {
   readonly cert?: string;
   readonly key?: string;
   readonly servername?: string;
+  /** Client certificate from the key store (sealed key + installed certificate). */
+  readonly identity: boolean;
+}
+
+/** Azure IoT Hub SAS token as the MQTT password. */
+export interface SasConfig {
+  readonly resourceUri: string;
+  readonly keyName?: string;
+  readonly ttlS: number;
+  readonly renewBeforeS: number;
+}
+
+export interface IdentityConfig {
+  readonly backend: 'auto' | 'tpm' | 'pluton-sim';
+  /** `<stateDir>/identity`. */
+  readonly dir: string;
+  readonly tpm: { readonly tcti: string; readonly ownerAuthFile: string; readonly handleBase: number };
+  readonly plutonSim: { readonly secretFile: string };
+  readonly attestPcrs: string;
 }
 
 export interface MqttConfig {
@@ -88,6 +107,7 @@ export interface MqttConfig {
   readonly keepaliveS: number;
   readonly connectTimeoutMs: number;
   readonly tls?: MqttTlsConfig;
+  readonly sas?: SasConfig;
   readonly reconnect: BackoffConfig;
   readonly queue: { readonly maxInFlight: number };
 }
@@ -114,6 +134,7 @@ export interface GatewayConfig {
   readonly outbox: OutboxConfig;
   readonly health: { readonly intervalMs: number };
   readonly firewall: { readonly manifest: string };
+  readonly identity: IdentityConfig;
   readonly upstream: { readonly mqtt: MqttConfig };
   readonly buses: readonly BusConfig[];
 }

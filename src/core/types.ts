@@ -135,6 +135,17 @@ export interface UpstreamEvents {
   command: (command: InboundCommand) => void;
 }
 
+/**
+ * Client credentials from the key store, asked for before each connection
+ * attempt (adapters never see the key store itself).
+ */
+export interface UpstreamCredentials {
+  /** The TLS client key (PEM, in memory only) and its certificate chain. */
+  tlsClient?(): Promise<{ readonly key: Buffer; readonly cert: Buffer }>;
+  /** An expiring password (an IoT Hub SAS token); the adapter reconnects with a new one at `renewAt` (ms since the epoch). */
+  password?(): Promise<{ readonly password: string; readonly renewAt: number }>;
+}
+
 /** A cloud link. `publish` resolves when the far end acknowledged (PUBACK / SDK callback). */
 export interface UpstreamAdapter extends Component {
   readonly connected: boolean;

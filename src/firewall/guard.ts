@@ -53,7 +53,7 @@ export interface GuardOptions {
   readonly policy: ConnectionPolicy;
   /** Worker sources (eval code or file URL / path) Guardian itself starts. */
   readonly trustedWorkers?: readonly string[];
-  /** Executables Guardian itself runs, by name or path (`systemd-notify`, the tpm2 tools). */
+  /** Executables Guardian itself runs, exactly as it names them (`systemd-notify`, the tpm2 tools by absolute path). */
   readonly trustedCommands?: readonly string[];
   readonly onDenied: (denial: Denial) => void;
 }
@@ -267,7 +267,8 @@ export function installGuard(options: GuardOptions): Guard {
 
   // ---- child processes ----
   const trustedCommands = new Set(options.trustedCommands ?? []);
-  const trusted = (file: unknown): boolean => typeof file === 'string' && (trustedCommands.has(file) || trustedCommands.has(basename(file)));
+  // exact match: a trusted name copied elsewhere (/tmp/x/systemd-notify) is not trusted
+  const trusted = (file: unknown): boolean => typeof file === 'string' && trustedCommands.has(file);
   const cpProto = childProcess.ChildProcess.prototype as unknown as Rec;
   const spawn = cpProto['spawn'] as Fn;
   cpProto['spawn'] = function guardedSpawn(this: unknown, ...args: unknown[]): unknown {

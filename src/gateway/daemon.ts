@@ -12,6 +12,7 @@ import { FailureStore, reportId, type FailureReport, type LogRing } from './fail
 import { Forwarder } from './forwarder.js';
 import { ClockWatch } from './clock.js';
 import { CommandRouter, LoggedWriteGate } from './commands.js';
+import { KeyStoreCredentials, needsKeyStore } from './credentials.js';
 import { HealthReporter } from './health.js';
 import { MemoryOutbox } from './outbox/memory.js';
 import type { Outbox } from './outbox/outbox.js';
@@ -50,6 +51,7 @@ export class Daemon {
   private readonly core: Supervisor;
   private readonly adapters: Supervisor;
   private readonly buses: DownstreamAdapter[];
+  private readonly credentials: KeyStoreCredentials | undefined;
 
   constructor(
     private readonly config: GatewayConfig,
@@ -58,7 +60,11 @@ export class Daemon {
   ) {
     const mqtt = config.upstream.mqtt;
     this.outbox = createOutbox(config, log.child({ component: 'outbox' }));
-    this.upstream = new MqttUpstream({ config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }) });
+    this.credentials = needsKeyStore(config) ? new KeyStoreCredentials(config, log.child({ component: 'identity' })) : undefined;
+    this.upstream = new MqttUpstream({
+      config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }),
+      ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
+    });
     this.forwarder = new Forwarder(this.outbox, this.upstream, mqtt.queue.maxInFlight, log.child({ component: 'forwarder' }), config.outbox.drainRatePerS);
     this.pipeline = new Pipeline(config.buses.flatMap((b) => b.devices), (message) => this.outbox.append(message));
     this.failures = new FailureStore(config.gateway.stateDir);
@@ -116,6 +122,7 @@ export class Daemon {
       this.log.warn({ code: 'GUARDIAN_E_SHUTDOWN_TIMEOUT', pending, inFlight }, 'shutdown left messages unsent');
     }
     await this.core.stopAll();
+    await this.credentials?.close();
     await this.outbox.close();
     this.failures.clearRunning();
     this.log.info({ drained }, 'guardian stopped');

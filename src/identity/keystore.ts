@@ -58,7 +58,9 @@ export interface KeyStore {
   /** Seals a small secret (at most MAX_SEALED_BYTES); replaces an existing one of that name. */
   seal(name: string, secret: Buffer): Promise<KeyInfo>;
   unseal(name: string): Promise<Buffer>;
-  /** A quote over the PCR selection with the caller's nonce, signed by the attestation key (created on first use). */
+  /** Creates (or opens) the attestation key: a restricted signing key that signs only TPM-made quotes. */
+  createAttestationKey(): Promise<KeyInfo>;
+  /** A quote over the PCR selection with the caller's nonce, signed by the attestation key. */
   attest(nonce: Buffer, pcrSelection: string): Promise<Quote>;
 }
 

@@ -272,7 +272,11 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
         const rig = await makeRig(t);
         const store = await provisioned(t, rig);
         const nonce = randomBytes(16);
+        await rejectsWith(t, store.attest(nonce, 'sha256:0'), 'GUARDIAN_E_KEYSTORE_MISSING', /attest/);
+        const ak = await store.createAttestationKey();
+        t.equal((await store.createAttestationKey()).publicKeyPem, ak.publicKeyPem, 'create-or-open');
         const quote = await store.attest(nonce, 'sha256:0,1,2,3,4,5,6,7');
+        t.equal(quote.akPublicPem, ak.publicKeyPem);
         const tmp = await tmpDir(t);
         const file = (n: string): string => path.join(tmp, n);
         writeFileSync(file('ak.pem'), quote.akPublicPem);
@@ -298,6 +302,7 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
         const store = await provisioned(t, rig);
         t.equal(store.hardwareBacked, false);
         await rejectsWith(t, store.attest(randomBytes(16), 'sha256:0'), 'GUARDIAN_E_IDENTITY_UNSUPPORTED');
+        await rejectsWith(t, store.createAttestationKey(), 'GUARDIAN_E_IDENTITY_UNSUPPORTED');
         await store.open();
         t.equal(rig.logs.lines.filter((l) => /NOT hardware-backed/.test(String(l.msg))).length, 1, 'one warning');
       });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
 import type {
@@ -96,5 +97,13 @@ function normalize(doc: Rec): GatewayConfig {
   const outbox = { store: 'sqlite', maxBytes: 268435456, maxAgeMs: 604800000, maxMessages: 10000, commitIntervalMs: 0, synchronous: 'normal', drainRatePerS: 0, policy: 'drop-oldest', ...(doc['outbox'] as Rec | undefined) };
   const health = { intervalMs: 60000, ...(doc['health'] as Rec | undefined) };
   const firewall = { manifest: '/etc/guardian/app_manifest.json', ...(doc['firewall'] as Rec | undefined) };
-  return { ...doc, outbox, health, firewall, upstream: { mqtt }, buses } as unknown as GatewayConfig;
+  const stateDir = (doc['gateway'] as Rec)['stateDir'] as string;
+  const identityRaw = (doc['identity'] as Rec | undefined) ?? {};
+  const identity = {
+    backend: 'auto', attestPcrs: 'sha256:0,1,2,3,4,5,6,7', ...identityRaw,
+    dir: path.join(stateDir, 'identity'),
+    tpm: { tcti: 'device:/dev/tpmrm0', ownerAuthFile: '/etc/guardian/tpm-owner.auth', handleBase: 0x81000a00, ...(identityRaw['tpm'] as Rec | undefined) },
+    plutonSim: { secretFile: path.join(stateDir, 'identity', 'device.secret'), ...(identityRaw['plutonSim'] as Rec | undefined) },
+  };
+  return { ...doc, outbox, health, firewall, identity, upstream: { mqtt }, buses } as unknown as GatewayConfig;
 }

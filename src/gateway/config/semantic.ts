@@ -29,8 +29,16 @@ function checkMqtt(m: unknown, path: string, out: string[]): void {
   const tls = m['tls'];
   if (secure && !isRec(tls)) out.push(`${joinPath(path, 'tls')}: is required for ${url.split(':')[0] ?? ''}:// (the broker CA is pinned)`);
   if (!secure && isRec(tls) && url !== '') out.push(`${joinPath(path, 'tls')}: needs an mqtts:// url (got '${url}')`);
-  if (isRec(tls) && ('cert' in tls) !== ('key' in tls)) {
+  if (isRec(tls) && tls['identity'] === true && ('cert' in tls || 'key' in tls)) {
+    out.push(`${joinPath(path, 'tls')}: identity: true takes the key from the key store; remove cert and key`);
+  } else if (isRec(tls) && ('cert' in tls) !== ('key' in tls)) {
     out.push(`${joinPath(path, 'tls')}: cert and key must be given together`);
+  }
+  const sas = m['sas'];
+  if (isRec(sas)) {
+    const ttl = typeof sas['ttlS'] === 'number' ? sas['ttlS'] : 3600; // the schema's defaults
+    const renew = typeof sas['renewBeforeS'] === 'number' ? sas['renewBeforeS'] : 300;
+    if (renew >= ttl) out.push(`${joinPath(joinPath(path, 'sas'), 'renewBeforeS')}: must be less than ttlS (${ttl}), or every token would be renewed at once`);
   }
   checkBackoff(m['reconnect'], joinPath(path, 'reconnect'), out);
 }

@@ -154,8 +154,12 @@ export class PlutonSimKeyStore implements KeyStore {
     }
   }
 
+  createAttestationKey(): Promise<KeyInfo> {
+    return Promise.reject(noAttestation());
+  }
+
   attest(): Promise<Quote> {
-    return Promise.reject(new GuardianError('GUARDIAN_E_IDENTITY_UNSUPPORTED', 'the simulated Pluton key store has no PCRs and cannot produce a quote; attestation needs a TPM'));
+    return Promise.reject(noAttestation());
   }
 
   private derive(secret: Buffer, salt: Buffer): Buffer {
@@ -211,6 +215,10 @@ export class PlutonSimKeyStore implements KeyStore {
       throw corrupt(file, 'authentication failed (the ciphertext, its name, kind or public key was changed)', err);
     }
   }
+}
+
+function noAttestation(): GuardianError {
+  return new GuardianError('GUARDIAN_E_IDENTITY_UNSUPPORTED', 'the simulated Pluton key store has no PCRs and cannot produce a quote; attestation needs a TPM');
 }
 
 function check(kek: Buffer): Buffer {

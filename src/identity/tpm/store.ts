@@ -217,11 +217,14 @@ export class TpmKeyStore implements KeyStore {
     });
   }
 
+  createAttestationKey(): Promise<KeyInfo> {
+    return this.serial.run(() => this.persistentKey(ATTEST_KEY, 'attest'));
+  }
+
   attest(nonce: Buffer, pcrSelection: string): Promise<Quote> {
     return this.serial.run(async () => {
       checkNonce(nonce);
       checkPcrSelection(pcrSelection);
-      const ak = await this.persistentKey(ATTEST_KEY, 'attest');
       const record = this.record(ATTEST_KEY, 'attest');
       const s = scratch();
       try {
@@ -230,7 +233,7 @@ export class TpmKeyStore implements KeyStore {
         const signature = readFileSync(s.file('sig'));
         return {
           nonce, pcrSelection, message: readFileSync(s.file('msg')), signature, signatureDer: signatureToDer(signature),
-          pcrs: readFileSync(s.file('pcrs')), akPublicPem: ak.publicKeyPem ?? '',
+          pcrs: readFileSync(s.file('pcrs')), akPublicPem: record.publicKeyPem ?? '',
         };
       } finally {
         s.remove();

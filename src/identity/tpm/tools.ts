@@ -6,7 +6,7 @@
  * seekable input).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GuardianError, type ErrorCode } from '../../core/errors.js';
@@ -17,6 +17,22 @@ export const TPM_TOOLS = [
   'tpm2_hmac', 'tpm2_import', 'tpm2_load', 'tpm2_quote', 'tpm2_readpublic', 'tpm2_sign', 'tpm2_unseal',
 ] as const;
 export type TpmTool = (typeof TPM_TOOLS)[number];
+
+const SYSTEM_BIN = ['/usr/bin', '/usr/local/bin', '/bin', '/usr/sbin', '/sbin'];
+
+/** The tool's absolute path in the system directories (not PATH, which the environment can change), or its bare name. */
+export function toolPath(tool: TpmTool): string {
+  for (const dir of SYSTEM_BIN) {
+    const file = path.join(dir, tool);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not in this directory
+    }
+  }
+  return tool;
+}
 
 export interface RunOptions {
   readonly stdin?: Buffer;
@@ -113,7 +129,7 @@ export class TpmTools {
     this.calls += 1;
     const fd3 = options.fd3 === undefined ? undefined : unlinkedFile(options.fd3);
     return new Promise<Buffer>((resolve, reject) => {
-      const child = spawn(tool, args, {
+      const child = spawn(toolPath(tool), args, {
         env: { ...process.env, TPM2TOOLS_TCTI: this.tcti },
         stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(fd3 === undefined ? [] : [fd3])],
         timeout: TIMEOUT_MS,

@@ -4,7 +4,7 @@ import { Backoff } from '../../core/backoff.js';
 import type { MqttConfig } from '../../core/config.js';
 import { GuardianError } from '../../core/errors.js';
 import { SafeEmitter } from '../../core/events.js';
-import type { UpstreamAdapter, UpstreamEvents, UpstreamMessage } from '../../core/types.js';
+import type { UpstreamAdapter, UpstreamCredentials, UpstreamEvents, UpstreamMessage } from '../../core/types.js';
 import { readTlsFiles, type TlsMaterial } from './tls.js';
 import { Topics } from './topics.js';
 
@@ -13,7 +13,18 @@ export interface MqttUpstreamOptions {
   readonly gatewayId: string;
   readonly version: string;
   readonly log: Logger;
+  /** Required by `tls.identity` and `sas` in the config. */
+  readonly credentials?: UpstreamCredentials;
 }
+
+/** What one connection attempt authenticates with. */
+interface Secrets {
+  readonly tlsClient?: { readonly key: Buffer; readonly cert: Buffer };
+  readonly password?: { readonly password: string; readonly renewAt: number };
+}
+
+/** setTimeout's limit; a later renewal is re-armed when this fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Pending {
   readonly resolve: () => void;
@@ -33,6 +44,8 @@ export class MqttUpstream implements UpstreamAdapter {
   private isConnected = false;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
   private tls: TlsMaterial | undefined;
   private readonly backoff: Backoff;
   private readonly events: SafeEmitter<UpstreamEvents>;
@@ -75,6 +88,7 @@ export class MqttUpstream implements UpstreamAdapter {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
+    clearTimeout(this.renewTimer);
     const client = this.client;
     if (client === undefined) return;
     if (this.isConnected) {
@@ -106,7 +120,7 @@ export class MqttUpstream implements UpstreamAdapter {
     });
   }
 
-  private clientOptions(): IClientOptions {
+  private clientOptions(secrets: Secrets): IClientOptions {
     const { config, gatewayId, version } = this.options;
     const will = { state: 'offline', reason: 'lost', version };
     const opts: IClientOptions = {
@@ -120,17 +134,60 @@ export class MqttUpstream implements UpstreamAdapter {
       will: { topic: this.topics.state, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
     };
     if (config.username !== undefined) opts.username = config.username;
+    if (secrets.password !== undefined) opts.password = secrets.password.password;
     if (this.tls !== undefined) {
       Object.assign(opts, { ca: this.tls.ca, rejectUnauthorized: true });
       if (this.tls.cert !== undefined) Object.assign(opts, { cert: this.tls.cert, key: this.tls.key });
+      if (secrets.tlsClient !== undefined) Object.assign(opts, { cert: secrets.tlsClient.cert, key: secrets.tlsClient.key });
       if (config.tls?.servername !== undefined) opts.servername = config.tls.servername;
     }
     return opts;
   }
 
+  /** The key store's credentials for this attempt; a failure is retried with backoff like a refused connection. */
+  private async secrets(): Promise<Secrets> {
+    const { config, credentials } = this.options;
+    const wanted = { tls: config.tls?.identity === true, sas: config.sas !== undefined };
+    if ((wanted.tls && credentials?.tlsClient === undefined) || (wanted.sas && credentials?.password === undefined)) {
+      throw new GuardianError('GUARDIAN_E_KEYSTORE_MISSING', 'the config asks for key store credentials (tls.identity or sas) but none were given to the MQTT upstream');
+    }
+    return {
+      ...(wanted.tls ? { tlsClient: await credentials!.tlsClient!() } : {}),
+      ...(wanted.sas ? { password: await credentials!.password!() } : {}),
+    };
+  }
+
   private connect(): void {
+    this.secrets().then((secrets) => {
+      if (!this.stopping) this.open(secrets);
+    }, (err: unknown) => {
+      if (this.stopping) return;
+      const delay = this.backoff.next();
+      this.options.log.error({ err, retryInMs: delay }, 'cannot get the upstream credentials from the key store; retrying');
+      this.timer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  /** Reconnects with a new password before the current one expires (messages in flight stay in the outbox). */
+  private scheduleRenewal(client: MqttClient, renewAt: number): void {
+    clearTimeout(this.renewTimer);
+    const delay = renewAt - Date.now();
+    this.renewTimer = setTimeout(() => {
+      if (this.client !== client || this.stopping) return;
+      if (Date.now() < renewAt) {
+        this.scheduleRenewal(client, renewAt);
+        return;
+      }
+      this.options.log.info({ url: this.options.config.url }, 'renewing the SAS token: reconnecting');
+      this.renewing = true;
+      client.end(false);
+    }, Math.max(0, Math.min(delay, MAX_TIMER_MS)));
+    this.renewTimer.unref();
+  }
+
+  private open(secrets: Secrets): void {
     const { log, config, version } = this.options;
-    const client = connect(config.url, this.clientOptions());
+    const client = connect(config.url, this.clientOptions(secrets));
     this.client = client;
     client.on('connect', () => {
       if (this.client !== client) return;
@@ -138,6 +195,7 @@ export class MqttUpstream implements UpstreamAdapter {
       this.connects += 1;
       this.backoff.reset();
       log.info({ url: config.url, protocolVersion: config.protocolVersion, connections: this.connects }, 'connected to broker');
+      if (secrets.password !== undefined) this.scheduleRenewal(client, secrets.password.renewAt);
       const online = JSON.stringify({ state: 'online', ts: Date.now(), version });
       this.send(this.topics.state, online, true).catch((err: unknown) => log.warn({ err }, 'could not publish online state'));
       // clean session: commands sent while Guardian was offline are not executed late
@@ -170,9 +228,16 @@ export class MqttUpstream implements UpstreamAdapter {
     const wasConnected = this.isConnected;
     this.isConnected = false;
     this.client = undefined;
+    clearTimeout(this.renewTimer);
     client.end(true);
     this.failPending('connection closed');
     if (this.stopping) return;
+    if (this.renewing) {
+      this.renewing = false;
+      this.events.emit('disconnected', 'renewing credentials');
+      this.connect();
+      return;
+    }
     const delay = this.backoff.next();
     if (wasConnected) {
       const err = new GuardianError('GUARDIAN_E_MQTT_DISCONNECTED', `lost connection to ${this.options.config.url}`, { url: this.options.config.url });

@@ -1,0 +1,192 @@
+/**
+ * The device identity on top of a key store:
+ * - `identity`: an ECC P-256 signing key that never leaves the store (the CSR
+ *   for the device certificate is signed by it);
+ * - `tls`: the MQTT/TLS client key. Node's TLS needs the private key in memory,
+ *   so it is a software key generated here and sealed by the store; it is
+ *   unsealed into memory for each connection and never written in the clear;
+ * - `sas`: the IoT Hub symmetric key, imported as an HMAC key;
+ * - `attest` (TPM only): the attestation key for quotes.
+ * Certificates issued for `identity` or `tls` live next to the keys in `certs/`.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { p256 } from '@noble/curves/nist.js';
+import type { Logger } from 'pino';
+import { GuardianError, hasCode } from '../core/errors.js';
+import type { KeyStore, Quote } from './keystore.js';
+import { writeAtomic } from './records.js';
+import { createCsr, fingerprint, parseChain, summary, type CertSummary, type DigestSigner } from './x509.js';
+
+export const IDENTITY_KEY = 'identity';
+export const TLS_KEY = 'tls';
+export const SAS_KEY = 'sas';
+export type CertKey = typeof IDENTITY_KEY | typeof TLS_KEY;
+export const CERT_KEYS: readonly CertKey[] = [IDENTITY_KEY, TLS_KEY];
+
+export interface IdentityOptions {
+  readonly deviceId: string;
+  /** The key store directory; certificates go to `<dir>/certs`. */
+  readonly dir: string;
+  readonly log: Logger;
+}
+
+export interface KeyReport {
+  readonly name: string;
+  readonly kind: string;
+  readonly publicKeyPem?: string;
+  readonly fingerprint?: string;
+  readonly certificate?: CertSummary;
+}
+
+export interface IdentityReport {
+  readonly deviceId: string;
+  readonly backend: string;
+  readonly hardwareBacked: boolean;
+  readonly keys: readonly KeyReport[];
+}
+
+export interface TlsCredentials {
+  /** PKCS#8 PEM, in memory only. */
+  readonly key: Buffer;
+  readonly cert: Buffer;
+}
+
+export class DeviceIdentity {
+  constructor(readonly store: KeyStore, private readonly options: IdentityOptions) {}
+
+  certFile(key: CertKey): string {
+    return path.join(this.options.dir, 'certs', `${key}.crt`);
+  }
+
+  /** Provisions the store and creates the keys that are missing; returns their names. Idempotent. */
+  async init(): Promise<string[]> {
+    const created: string[] = [];
+    await this.store.provision();
+    if ((await this.store.describe(IDENTITY_KEY)) === undefined) created.push(IDENTITY_KEY);
+    await this.store.createSigningKey(IDENTITY_KEY);
+    if ((await this.store.describe(TLS_KEY)) === undefined) {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+      try {
+        await this.store.seal(TLS_KEY, der);
+      } finally {
+        der.fill(0);
+      }
+      created.push(TLS_KEY);
+    }
+    if (this.store.hardwareBacked) {
+      if ((await this.store.describe('attest')) === undefined) created.push('attest');
+      await this.store.createAttestationKey();
+    }
+    this.options.log.info({ backend: this.store.backend, created }, created.length === 0 ? 'identity: already provisioned' : 'identity: provisioned');
+    return created;
+  }
+
+  async publicKeyPem(key: CertKey): Promise<string> {
+    if (key === TLS_KEY) {
+      return createPublicKey(await this.tlsKey()).export({ format: 'pem', type: 'spki' }).toString();
+    }
+    const info = await this.store.describe(key);
+    if (info?.publicKeyPem === undefined) throw new GuardianError('GUARDIAN_E_KEYSTORE_MISSING', `the ${key} key is not provisioned; run \`guardian identity init\``, { name: key });
+    return info.publicKeyPem;
+  }
+
+  async csr(subject: string, key: CertKey): Promise<string> {
+    const publicKeyPem = await this.publicKeyPem(key);
+    let signer: DigestSigner;
+    if (key === IDENTITY_KEY) {
+      signer = (digest) => this.store.sign(IDENTITY_KEY, digest);
+    } else {
+      const d = Buffer.from((await this.tlsKey()).export({ format: 'jwk' }).d ?? '', 'base64url');
+      signer = (digest) => {
+        try {
+          return Promise.resolve(Buffer.from(p256.sign(digest, d, { prehash: false, format: 'der' })));
+        } finally {
+          d.fill(0);
+        }
+      };
+    }
+    return createCsr(subject, publicKeyPem, signer);
+  }
+
+  /** Stores an issued certificate (PEM, leaf first, chain allowed) after checking it is for one of the device's keys. */
+  async installCert(pem: string, source: string, now = new Date()): Promise<{ key: CertKey } & CertSummary> {
+    const chain = parseChain(pem, source);
+    const leaf = chain[0]!;
+    const info = summary(leaf);
+    let key: CertKey | undefined;
+    for (const candidate of CERT_KEYS) {
+      if (fingerprint(await this.publicKeyPem(candidate)) === info.keyFingerprint) key = candidate;
+    }
+    if (key === undefined) {
+      throw new GuardianError('GUARDIAN_E_CERT_MISMATCH', `${source} is for the public key sha256:${info.keyFingerprint}, which is neither this device's identity key nor its TLS key`, { file: source, subject: info.subject });
+    }
+    if (leaf.notAfter.getTime() < now.getTime()) {
+      throw new GuardianError('GUARDIAN_E_CERT_INVALID', `${source} expired on ${info.notAfter}`, { file: source, notAfter: info.notAfter });
+    }
+    if (leaf.notBefore.getTime() > now.getTime()) {
+      this.options.log.warn({ notBefore: info.notBefore }, 'identity: the certificate is not valid yet; check the clock (a Raspberry Pi without RTC starts with a stale time)');
+    }
+    writeAtomic(this.certFile(key), `${chain.map((c) => c.toString('pem')).join('\n')}\n`);
+    this.options.log.info({ key, subject: info.subject, notAfter: info.notAfter }, 'identity: certificate installed');
+    return { key, ...info };
+  }
+
+  certificate(key: CertKey): Buffer | undefined {
+    try {
+      return readFileSync(this.certFile(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new GuardianError('GUARDIAN_E_KEYSTORE_IO', `cannot read ${this.certFile(key)}: ${(err as Error).message}`, { file: this.certFile(key) }, { cause: err });
+    }
+  }
+
+  /** The MQTT/TLS client key (unsealed into memory) and its certificate. */
+  async tlsCredentials(): Promise<TlsCredentials> {
+    const cert = this.certificate(TLS_KEY);
+    if (cert === undefined) {
+      throw new GuardianError('GUARDIAN_E_KEYSTORE_MISSING', 'no certificate for the TLS key: run `guardian identity csr --key tls --subject …`, have it signed, then `guardian identity install-cert FILE`', { name: TLS_KEY });
+    }
+    const key = (await this.tlsKey()).export({ format: 'pem', type: 'pkcs8' });
+    return { key: Buffer.from(key), cert };
+  }
+
+  importSasKey(secret: Buffer): Promise<unknown> {
+    return this.store.importHmacKey(SAS_KEY, secret);
+  }
+
+  attest(nonce: Buffer, pcrs: string): Promise<Quote> {
+    return this.store.attest(nonce, pcrs);
+  }
+
+  async show(): Promise<IdentityReport> {
+    const keys: KeyReport[] = [];
+    for (const info of await this.store.list()) {
+      let publicKeyPem = info.publicKeyPem;
+      if (info.name === TLS_KEY) publicKeyPem = await this.publicKeyPem(TLS_KEY).catch((err: unknown) => {
+        if (hasCode(err, 'GUARDIAN_E_KEYSTORE_MISSING')) return undefined;
+        throw err;
+      });
+      const pem = CERT_KEYS.includes(info.name as CertKey) ? this.certificate(info.name as CertKey) : undefined;
+      keys.push({
+        name: info.name, kind: info.kind,
+        ...(publicKeyPem === undefined ? {} : { publicKeyPem, fingerprint: fingerprint(publicKeyPem) }),
+        ...(pem === undefined ? {} : { certificate: summary(parseChain(pem.toString(), this.certFile(info.name as CertKey))[0]!) }),
+      });
+    }
+    return { deviceId: this.options.deviceId, backend: this.store.backend, hardwareBacked: this.store.hardwareBacked, keys };
+  }
+
+  private async tlsKey(): Promise<KeyObject> {
+    const der = await this.store.unseal(TLS_KEY);
+    try {
+      return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    } catch (err) {
+      throw new GuardianError('GUARDIAN_E_KEYSTORE_CORRUPT', `the sealed TLS key does not decode as a PKCS#8 key: ${(err as Error).message}`, { name: TLS_KEY }, { cause: err });
+    } finally {
+      der.fill(0);
+    }
+  }
+}
