@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { GuardianError, toGuardianError } from '../core/errors.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { DEFAULT_MANIFEST_PATH, ManifestError } from '../firewall/manifest.js';
@@ -22,6 +23,14 @@ Usage:
   guardian firewall apply [--manifest FILE] [--watch [--interval S]]
                                         load the ruleset (root); --watch keeps its host-name sets current
   guardian firewall init [--config FILE]  print a manifest that allows what the config uses
+  guardian identity init [--config FILE]   provision the key store (TPM, or the simulated Pluton store) and the device keys
+  guardian identity show [--json]         device id, backend, public keys, fingerprints, certificates
+  guardian identity csr --subject DN [--key identity|tls]
+                                        print a PKCS#10 request signed by that key
+  guardian identity install-cert FILE     store the certificate issued for the identity or TLS key (checked against it)
+  guardian identity import-sas-key        read the IoT Hub symmetric key (base64) from stdin into the key store
+  guardian identity attest --nonce HEX [--pcrs SEL] [--out DIR]
+                                        a TPM quote over the PCRs with the verifier's nonce
   guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
   guardian status [--config FILE] [--json]  outbox depth and stored failure reports
   guardian demo [--port N]              run the demo: simulated device + embedded broker, no config
@@ -61,6 +70,11 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       cgroup: { type: 'string' },
       watch: { type: 'boolean' },
       interval: { type: 'string' },
+      subject: { type: 'string' },
+      key: { type: 'string' },
+      nonce: { type: 'string' },
+      pcrs: { type: 'string' },
+      out: { type: 'string' },
     },
   });
   switch (command) {
@@ -97,6 +111,14 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       const { firewallCommand } = await import('./firewall-cli.js');
       return firewallCommand(sub, values, (text) => process.stdout.write(text), (text) => process.stderr.write(`guardian: ${text}\n`));
     }
+    case 'identity': {
+      const [sub, file] = positionals;
+      const config = (await import('./config/load.js')).loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
+      const { identityCommand } = await import('./identity-cli.js');
+      // logs go to stderr: stdout carries the CSR, the quote or the report
+      const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination(2));
+      return identityCommand(sub, file, values, config, log, { out: (text) => process.stdout.write(text), readStdin });
+    }
     case 'plan': {
       const config = (await import('./config/load.js')).loadConfig(configPath(values, positionals));
       for (const bus of config.buses) {
@@ -130,6 +152,12 @@ async function dispatch(command: string, args: string[]): Promise<number> {
     default:
       throw new GuardianError('GUARDIAN_E_USAGE', `unknown command '${command}'`);
   }
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 /** The CLI: returns the exit code. */

@@ -9,7 +9,7 @@
  * - `attest` (TPM only): the attestation key for quotes.
  * Certificates issued for `identity` or `tls` live next to the keys in `certs/`.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { GuardianError, hasCode } from '../core/errors.js';
 import type { KeyStore, Quote } from './keystore.js';
 import { writeAtomic } from './records.js';
-import { createCsr, fingerprint, parseChain, summary, type CertSummary, type DigestSigner } from './x509.js';
+import type { CertSummary, DigestSigner } from './x509.js';
 
 export const IDENTITY_KEY = 'identity';
 export const TLS_KEY = 'tls';
@@ -51,6 +51,12 @@ export interface TlsCredentials {
   /** PKCS#8 PEM, in memory only. */
   readonly key: Buffer;
   readonly cert: Buffer;
+}
+
+/** sha256 over the SubjectPublicKeyInfo DER, hex (what `openssl pkey -pubin -outform DER | sha256sum` prints). */
+export function fingerprint(publicKeyPem: string): string {
+  const der = createPublicKey(publicKeyPem).export({ format: 'der', type: 'spki' });
+  return createHash('sha256').update(der).digest('hex');
 }
 
 export class DeviceIdentity {
@@ -108,11 +114,12 @@ export class DeviceIdentity {
         }
       };
     }
-    return createCsr(subject, publicKeyPem, signer);
+    return (await import('./x509.js')).createCsr(subject, publicKeyPem, signer);
   }
 
   /** Stores an issued certificate (PEM, leaf first, chain allowed) after checking it is for one of the device's keys. */
   async installCert(pem: string, source: string, now = new Date()): Promise<{ key: CertKey } & CertSummary> {
+    const { parseChain, summary } = await import('./x509.js');
     const chain = parseChain(pem, source);
     const leaf = chain[0]!;
     const info = summary(leaf);
@@ -162,6 +169,7 @@ export class DeviceIdentity {
   }
 
   async show(): Promise<IdentityReport> {
+    const { parseChain, summary } = await import('./x509.js');
     const keys: KeyReport[] = [];
     for (const info of await this.store.list()) {
       let publicKeyPem = info.publicKeyPem;

@@ -2,8 +2,10 @@
  * Certificates and certificate requests through @peculiar/x509. The request is
  * signed by a callback (the key store, or a sealed key in memory), so the
  * library never sees a private key: it gets a WebCrypto provider whose `sign`
- * is that callback and whose other operations are Node's.
+ * is that callback and whose other operations are Node's. Loaded only by the
+ * identity commands (`guardian run` does not carry the X.509 library).
  */
+import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it, loaded first
 import { createHash, createPublicKey, webcrypto } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import * as x509 from '@peculiar/x509';
@@ -67,11 +69,6 @@ export interface CertSummary {
   readonly notAfter: string;
   /** sha256 over the SubjectPublicKeyInfo DER, hex. */
   readonly keyFingerprint: string;
-}
-
-export function fingerprint(publicKeyPem: string): string {
-  const der = createPublicKey(publicKeyPem).export({ format: 'der', type: 'spki' });
-  return createHash('sha256').update(der).digest('hex');
 }
 
 /** The certificates in a PEM file, leaf first; refuses anything else. */

@@ -1,0 +1,133 @@
+/**
+ * `guardian identity init | show | csr | install-cert | import-sas-key | attest`.
+ * Run them as the user that runs Guardian (`sudo -u guardian …`); when run as
+ * root, what they write in the state directory is handed to the directory's owner.
+ */
+import { chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../core/config.js';
+import { GuardianError } from '../core/errors.js';
+import { CERT_KEYS, DeviceIdentity, IDENTITY_KEY, type CertKey } from '../identity/identity.js';
+import { writeAtomic } from '../identity/records.js';
+import { createKeyStore } from '../identity/open.js';
+
+export interface IdentityArgs {
+  readonly subject?: string | undefined;
+  readonly key?: string | undefined;
+  readonly nonce?: string | undefined;
+  readonly pcrs?: string | undefined;
+  readonly out?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+export interface Io {
+  readonly out: (text: string) => void;
+  readonly readStdin: () => Promise<Buffer>;
+}
+
+const usage = (message: string): GuardianError => new GuardianError('GUARDIAN_E_USAGE', message);
+
+/** Root wrote files in the state directory: give them to the directory's owner (Guardian's user). */
+function adopt(config: GatewayConfig, files: readonly string[]): void {
+  if (process.getuid?.() !== 0 || !existsSync(config.gateway.stateDir)) return;
+  const { uid, gid } = statSync(config.gateway.stateDir);
+  if (uid === 0) return;
+  const walk = (p: string): void => {
+    if (!existsSync(p)) return;
+    chownSync(p, uid, gid);
+    if (statSync(p).isDirectory()) for (const f of readdirSync(p)) walk(path.join(p, f));
+  };
+  for (const f of files) walk(f);
+}
+
+function certKey(value: string | undefined): CertKey {
+  const key = value ?? IDENTITY_KEY;
+  if (!(CERT_KEYS as readonly string[]).includes(key)) throw usage(`--key must be ${CERT_KEYS.join(' or ')}`);
+  return key as CertKey;
+}
+
+export async function identityCommand(sub: string | undefined, file: string | undefined, args: IdentityArgs, config: GatewayConfig, log: Logger, io: Io): Promise<number> {
+  const store = createKeyStore(config.identity, log);
+  const identity = new DeviceIdentity(store, { deviceId: config.gateway.id, dir: config.identity.dir, log });
+  await store.open();
+  try {
+    switch (sub) {
+      case 'init': {
+        const created = await identity.init();
+        adopt(config, [config.identity.dir, config.identity.plutonSim.secretFile]);
+        const report = await identity.show();
+        io.out(`${created.length === 0 ? 'already provisioned' : `provisioned: ${created.join(', ')}`} (${store.backend}${store.hardwareBacked ? '' : ', NOT hardware-backed'})\n`);
+        for (const k of report.keys) if (k.fingerprint !== undefined) io.out(`  ${k.name}: sha256:${k.fingerprint}\n`);
+        return 0;
+      }
+      case 'show': {
+        const report = await identity.show();
+        if (args.json === true) {
+          io.out(`${JSON.stringify(report, null, 2)}\n`);
+          return 0;
+        }
+        io.out(`device id: ${report.deviceId}\nbackend: ${report.backend} (${report.hardwareBacked ? 'hardware-backed' : 'software, NOT hardware-backed'})\n`);
+        if (report.keys.length === 0) io.out('no keys: run `guardian identity init`\n');
+        for (const k of report.keys) {
+          io.out(`\n${k.name} (${k.kind})${k.fingerprint === undefined ? '' : `  sha256:${k.fingerprint}`}\n`);
+          if (k.certificate !== undefined) io.out(`  certificate: ${k.certificate.subject}, issued by ${k.certificate.issuer}, valid until ${k.certificate.notAfter}\n`);
+          if (k.publicKeyPem !== undefined) io.out(k.publicKeyPem.replace(/^/gm, '  ').trimEnd() + '\n');
+        }
+        return 0;
+      }
+      case 'csr': {
+        if (args.subject === undefined) throw usage('identity csr needs --subject "CN=…"');
+        io.out(await identity.csr(args.subject, certKey(args.key)));
+        return 0;
+      }
+      case 'install-cert': {
+        if (file === undefined) throw usage('identity install-cert needs the certificate file');
+        let pem: string;
+        try {
+          pem = readFileSync(file, 'utf8');
+        } catch (err) {
+          throw new GuardianError('GUARDIAN_E_CERT_INVALID', `cannot read ${file}: ${(err as Error).message}`, { file }, { cause: err });
+        }
+        const installed = await identity.installCert(pem, file);
+        adopt(config, [path.join(config.identity.dir, 'certs')]);
+        io.out(`installed for the ${installed.key} key: ${installed.subject} (issued by ${installed.issuer}, valid until ${installed.notAfter})\n`);
+        return 0;
+      }
+      case 'import-sas-key': {
+        const text = (await io.readStdin()).toString().trim();
+        if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw usage('identity import-sas-key reads the base64 key (as the IoT Hub shows it) from stdin');
+        await identity.importSasKey(Buffer.from(text, 'base64'));
+        adopt(config, [config.identity.dir]);
+        io.out(`imported the SAS key into the ${store.backend} key store\n`);
+        return 0;
+      }
+      case 'attest': {
+        if (args.nonce === undefined || !/^([0-9a-fA-F]{2})+$/.test(args.nonce)) throw usage('identity attest needs --nonce HEX (1-32 bytes, from the verifier)');
+        const pcrs = args.pcrs ?? config.identity.attestPcrs;
+        const quote = await identity.attest(Buffer.from(args.nonce, 'hex'), pcrs);
+        if (args.out !== undefined) {
+          const put = (name: string, data: string | Buffer): void => writeAtomic(path.join(args.out!, name), data);
+          put('quote.msg', quote.message);
+          put('quote.sig', quote.signature);
+          put('quote.sig.der', quote.signatureDer);
+          put('quote.pcrs', quote.pcrs);
+          put('ak.pub.pem', quote.akPublicPem);
+          io.out(`wrote quote.msg, quote.sig, quote.sig.der, quote.pcrs and ak.pub.pem to ${args.out}; verify with:\n`
+            + `  tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f quote.pcrs -g sha256 -q ${args.nonce}\n`);
+          return 0;
+        }
+        io.out(`${JSON.stringify({
+          nonce: args.nonce, pcrs, akPublicPem: quote.akPublicPem,
+          message: quote.message.toString('base64'), signature: quote.signature.toString('base64'),
+          signatureDer: quote.signatureDer.toString('base64'), pcrValues: quote.pcrs.toString('base64'),
+        }, null, 2)}\n`);
+        return 0;
+      }
+      default:
+        throw usage(`unknown identity command '${String(sub)}' (init, show, csr, install-cert, import-sas-key, attest)`);
+    }
+  } finally {
+    await store.close();
+  }
+}
