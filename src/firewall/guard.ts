@@ -34,7 +34,6 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { syncBuiltinESMExports, createRequire } from 'node:module';
 import net from 'node:net';
-import { basename } from 'node:path';
 import workerThreads from 'node:worker_threads';
 import { GuardianError } from '../core/errors.js';
 import { canonicalIp } from './ip.js';

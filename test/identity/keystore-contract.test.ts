@@ -9,59 +9,11 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { GuardianError } from '../../src/core/errors.js';
 import type { KeyStore } from '../../src/identity/keystore.js';
-import { PlutonSimKeyStore } from '../../src/identity/pluton-sim/store.js';
-import { TpmKeyStore } from '../../src/identity/tpm/store.js';
-import { captureLogger, type LogCapture } from '../fixtures/logs.js';
+import type { TpmKeyStore } from '../../src/identity/tpm/store.js';
+import { rigs, type Rig } from '../fixtures/keystores.js';
 import { tmpDir } from '../fixtures/ports.js';
-import { startSwtpm, type Swtpm } from '../fixtures/swtpm.js';
 
 const run = promisify(execFile);
-
-interface Rig {
-  /** The key store's directory (what must never hold key material in the clear). */
-  dir: string;
-  logs: LogCapture;
-  /** A new instance on the same directory (and TPM), as after a restart of Guardian. */
-  make(): KeyStore;
-  /** A new instance whose root authorization is wrong (another owner auth / device secret). */
-  makeWrongRoot(): KeyStore;
-  /** Power-cycle the peer (swtpm), where there is one. */
-  restartPeer(): Promise<void>;
-}
-
-const HANDLE_BASE = 0x81000a00;
-
-const rigs: Record<string, (t: Test) => Promise<Rig>> = {
-  tpm: async (t) => {
-    const tmp = await tmpDir(t);
-    const tpm: Swtpm = await startSwtpm(t);
-    const logs = captureLogger();
-    const dir = path.join(tmp, 'identity');
-    const ownerAuthFile = path.join(tmp, 'owner.auth');
-    const wrongAuth = path.join(tmp, 'wrong.auth');
-    writeFileSync(wrongAuth, 'hex:0badc0de', { mode: 0o600 });
-    return {
-      dir, logs,
-      make: () => new TpmKeyStore({ dir, tcti: tpm.tcti, ownerAuthFile, handleBase: HANDLE_BASE, log: logs.log }),
-      makeWrongRoot: () => new TpmKeyStore({ dir, tcti: tpm.tcti, ownerAuthFile: wrongAuth, handleBase: HANDLE_BASE, log: logs.log }),
-      restartPeer: () => tpm.restart(),
-    };
-  },
-  'pluton-sim': async (t) => {
-    const tmp = await tmpDir(t);
-    const logs = captureLogger();
-    const dir = path.join(tmp, 'identity');
-    const secretFile = path.join(dir, 'device.secret');
-    const wrongSecret = path.join(tmp, 'wrong.secret');
-    writeFileSync(wrongSecret, randomBytes(32), { mode: 0o600 });
-    return {
-      dir, logs,
-      make: () => new PlutonSimKeyStore({ dir, secretFile, log: logs.log }),
-      makeWrongRoot: () => new PlutonSimKeyStore({ dir, secretFile: wrongSecret, log: logs.log }),
-      restartPeer: () => Promise.resolve(),
-    };
-  },
-};
 
 const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
