@@ -26,7 +26,7 @@ function subtleWith(signer: DigestSigner): webcrypto.SubtleCrypto {
     sign: async (_alg: unknown, _key: unknown, data: ArrayBuffer | ArrayBufferView) => {
       const bytes = ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
       const der = await signer(createHash('sha256').update(bytes).digest());
-      return p256.Signature.fromBytes(der, 'der').toBytes('compact').buffer;
+      return p256.Signature.fromBytes(der, 'der').toBytes('compact').slice().buffer; // r || s, exactly 64 bytes
     },
   } as unknown as webcrypto.SubtleCrypto;
 }
