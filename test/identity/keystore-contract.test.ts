@@ -306,3 +306,19 @@ t.test('tpm: a key evicted from the TPM is persisted again from its wrapped blob
   await rejectsWith(t, swapped.open(), 'GUARDIAN_E_KEYSTORE_CORRUPT', /holds another key than identity/);
   await rejectsWith(t, swapped.createSigningKey('identity'), 'GUARDIAN_E_KEYSTORE_CORRUPT', /holds another key/);
 });
+
+t.test('tpm: an owner authorization file written before provisioning is set on a TPM whose owner auth is empty', async (t) => {
+  const rig = await rigs.tpm!(t);
+  const authFile = path.join(path.dirname(rig.dir), 'owner.auth');
+  writeFileSync(authFile, 'str:operator chosen', { mode: 0o600 });
+  const store = await provisioned(t, rig);
+  await store.createSigningKey('identity');
+  t.equal(readFileSync(authFile, 'utf8'), 'str:operator chosen', 'the file is kept as written');
+  const env = { ...process.env, TPM2TOOLS_TCTI: rig.swtpm!.tcti };
+  const tmp = await tmpDir(t);
+  await t.resolves(run('tpm2_createprimary', ['-C', 'o', '-P', 'str:operator chosen', '-c', path.join(tmp, 'p.ctx')], { env }), 'the TPM now takes that owner authorization');
+  await t.rejects(run('tpm2_createprimary', ['-C', 'o', '-c', path.join(tmp, 'q.ctx')], { env }), 'and no longer an empty one');
+  await run('tpm2_flushcontext', ['-t'], { env });
+  await store.provision();
+  t.equal((await store.list()).length, 1, 'provisioning again with the same file works');
+});

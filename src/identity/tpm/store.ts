@@ -382,28 +382,35 @@ export class TpmKeyStore implements KeyStore {
   }
 
   /**
-   * Checks the owner authorization file; at provisioning, when there is none,
-   * sets a random owner authorization on a TPM whose owner auth is still empty.
+   * Checks the owner authorization file. At provisioning, while the TPM's owner
+   * authorization is still empty, sets it: to a new random value written to the
+   * file when there is no file, or to the file's value (one an operator wrote,
+   * or one a run that crashed before changing it left behind).
    */
   private async ownerAuth(create: boolean): Promise<void> {
     const file = this.options.ownerAuthFile;
-    const value = Buffer.from(`hex:${randomBytes(32).toString('hex')}`);
-    if (create && createSecretFile(file, AUTH, value)) {
-      try {
-        await this.tools.run('tpm2_changeauth', ['-c', 'owner', `file:${file}`]);
-        this.options.log.info({ file }, 'key store: TPM owner authorization set');
-      } catch (err) {
-        rmSync(file, { force: true });
-        if (hasCode(err, 'GUARDIAN_E_KEYSTORE_AUTH')) {
-          throw new GuardianError('GUARDIAN_E_KEYSTORE_AUTH', `the TPM already has an owner authorization; write it to ${file} (mode 0600) as hex:<hex> or str:<text>`, { file, rc: rcHex(0xa2) }, { cause: err });
-        }
-        throw err;
-      } finally {
-        value.fill(0);
-      }
-      return;
+    let created = false;
+    if (create) {
+      const value = Buffer.from(`hex:${randomBytes(32).toString('hex')}`);
+      created = createSecretFile(file, AUTH, value);
+      value.fill(0);
     }
     readSecretFile(file, AUTH, authCheck).fill(0);
+    if (!create) return;
+    try {
+      await this.tools.run('tpm2_changeauth', ['-c', 'owner', `file:${file}`]);
+      this.options.log.info({ file }, 'key store: TPM owner authorization set');
+    } catch (err) {
+      if (!hasCode(err, 'GUARDIAN_E_KEYSTORE_AUTH')) {
+        if (created) rmSync(file, { force: true });
+        throw err;
+      }
+      // the TPM already has an owner authorization: ours (checked next by creating the primary key) or someone else's
+      if (created) {
+        rmSync(file, { force: true });
+        throw new GuardianError('GUARDIAN_E_KEYSTORE_AUTH', `the TPM already has an owner authorization; write it to ${file} (mode 0600) as hex:<hex> or str:<text>`, { file, rc: rcHex(0x9a2) }, { cause: err });
+      }
+    }
   }
 }
 
