@@ -15,7 +15,7 @@
  *   (swtpm and a raw /dev/tpm0 have no resource manager).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { GuardianError, hasCode } from '../../core/errors.js';
 import {
@@ -23,9 +23,9 @@ import {
   type KeyInfo, type KeyStore, type ObjectKind, type Quote,
 } from '../keystore.js';
 import { blob, corrupt, describeRecord, FORMAT, info, listRecords, RecordFiles, type ObjectRecord, type RootRecord } from '../records.js';
-import { createSecretFile, readSecretFile } from '../secret-file.js';
 import { signatureToDer } from './marshal.js';
-import { rcHex, scratch, TpmTools } from './tools.js';
+import { OwnerAuth } from './owner.js';
+import { scratch, TpmTools } from './tools.js';
 
 export interface TpmOptions {
   readonly dir: string;
@@ -43,12 +43,8 @@ const SIGN = ['-G', 'ecc256:ecdsa-sha256', '-a', 'fixedtpm|fixedparent|sensitive
 const ATTEST = ['-G', 'ecc256:ecdsa-sha256:null', '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign'];
 const SEALED = ['-a', 'fixedtpm|fixedparent|userwithauth|noda'];
 const MAX_KEYS = 0xff;
-const AUTH = 'TPM owner authorization';
 export const ATTEST_KEY = 'attest';
 
-function authCheck(bytes: Buffer): string | undefined {
-  return /^(hex:([0-9a-fA-F]{2}){1,64}|str:[^\n]{1,64})$/.test(bytes.toString()) ? undefined : 'must hold hex:<hex> or str:<text> (no newline)';
-}
 
 export class TpmKeyStore implements KeyStore {
   readonly backend = 'tpm' as const;
@@ -56,9 +52,11 @@ export class TpmKeyStore implements KeyStore {
   readonly tools: TpmTools;
   private readonly files: RecordFiles;
   private readonly serial = new Serial();
+  private readonly owner: OwnerAuth;
 
   constructor(private readonly options: TpmOptions) {
     this.tools = new TpmTools(options.tcti);
+    this.owner = new OwnerAuth(this.tools, options.ownerAuthFile, options.log);
     this.files = new RecordFiles(options.dir);
   }
 
@@ -91,7 +89,7 @@ export class TpmKeyStore implements KeyStore {
   provision(): Promise<void> {
     return this.serial.run(async () => {
       await this.flush();
-      await this.ownerAuth(true);
+      await this.owner.ensure();
       const s = scratch();
       try {
         await this.tools.run('tpm2_createprimary', ['-C', 'o', '-P', this.authArg(), ...PRIMARY, '-c', s.file('primary.ctx')]);
@@ -151,7 +149,7 @@ export class TpmKeyStore implements KeyStore {
       checkName(name);
       checkSecret(secret, 'an HMAC key', MAX_HMAC_KEY_BYTES);
       this.root();
-      await this.proveOwner();
+      await this.owner.prove(PRIMARY);
       const s = scratch();
       try {
         await this.tools.run('tpm2_import', ['-C', this.primary, '-G', 'hmac', '-g', 'sha256', '-i', '/dev/fd/3', '-u', s.file('pub'), '-r', s.file('priv')], { fd3: secret });
@@ -174,7 +172,7 @@ export class TpmKeyStore implements KeyStore {
       checkName(name);
       checkSecret(secret, 'a sealed secret', MAX_SEALED_BYTES);
       this.root();
-      await this.proveOwner();
+      await this.owner.prove(PRIMARY);
       const dek = randomBytes(32);
       const s = scratch();
       try {
@@ -293,11 +291,11 @@ export class TpmKeyStore implements KeyStore {
     const existing = this.files.read(name, this.backend);
     if (existing !== undefined) {
       if (existing.kind !== kind) throw missing(name, kind);
-      await this.ownerAuth(false);
+      this.owner.check();
       await this.checkPersisted(existing, true);
       return info(existing);
     }
-    await this.proveOwner();
+    await this.owner.prove(PRIMARY);
     const handle = await this.freeHandle();
     const s = scratch();
     try {
@@ -309,21 +307,6 @@ export class TpmKeyStore implements KeyStore {
         backend: this.backend, name, kind, publicKeyPem: readFileSync(s.file('key.pem'), 'utf8'),
         data: { handle, name: readFileSync(s.file('name')).toString('hex'), public: b64(s.file('pub')), private: b64(s.file('priv')) },
       }));
-    } finally {
-      s.remove();
-      await this.flush();
-    }
-  }
-
-  /**
-   * Creating an object needs the owner authorization even where the TPM would
-   * not ask for it (under Guardian's primary key): a transient primary proves it.
-   */
-  private async proveOwner(): Promise<void> {
-    await this.ownerAuth(false);
-    const s = scratch();
-    try {
-      await this.tools.run('tpm2_createprimary', ['-C', 'o', '-P', this.authArg(), ...PRIMARY, '-c', s.file('primary.ctx')]);
     } finally {
       s.remove();
       await this.flush();
@@ -378,39 +361,7 @@ export class TpmKeyStore implements KeyStore {
   }
 
   private authArg(): string {
-    return `file:${this.options.ownerAuthFile}`;
-  }
-
-  /**
-   * Checks the owner authorization file. At provisioning, while the TPM's owner
-   * authorization is still empty, sets it: to a new random value written to the
-   * file when there is no file, or to the file's value (one an operator wrote,
-   * or one a run that crashed before changing it left behind).
-   */
-  private async ownerAuth(create: boolean): Promise<void> {
-    const file = this.options.ownerAuthFile;
-    let created = false;
-    if (create) {
-      const value = Buffer.from(`hex:${randomBytes(32).toString('hex')}`);
-      created = createSecretFile(file, AUTH, value);
-      value.fill(0);
-    }
-    readSecretFile(file, AUTH, authCheck).fill(0);
-    if (!create) return;
-    try {
-      await this.tools.run('tpm2_changeauth', ['-c', 'owner', `file:${file}`]);
-      this.options.log.info({ file }, 'key store: TPM owner authorization set');
-    } catch (err) {
-      if (!hasCode(err, 'GUARDIAN_E_KEYSTORE_AUTH')) {
-        if (created) rmSync(file, { force: true });
-        throw err;
-      }
-      // the TPM already has an owner authorization: ours (checked next by creating the primary key) or someone else's
-      if (created) {
-        rmSync(file, { force: true });
-        throw new GuardianError('GUARDIAN_E_KEYSTORE_AUTH', `the TPM already has an owner authorization; write it to ${file} (mode 0600) as hex:<hex> or str:<text>`, { file, rc: rcHex(0x9a2) }, { cause: err });
-      }
-    }
+    return this.owner.arg;
   }
 }
 

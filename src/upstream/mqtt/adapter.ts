@@ -46,6 +46,8 @@ export class MqttUpstream implements UpstreamAdapter {
   private timer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
+  /** Changes on every start and stop. */
+  private generation = 0;
   private tls: TlsMaterial | undefined;
   private readonly backoff: Backoff;
   private readonly events: SafeEmitter<UpstreamEvents>;
@@ -73,6 +75,7 @@ export class MqttUpstream implements UpstreamAdapter {
 
   async start(): Promise<void> {
     this.stopping = false;
+    this.generation += 1;
     if (this.options.config.tls !== undefined) this.tls = await readTlsFiles(this.options.config.tls);
     this.connect();
   }
@@ -87,6 +90,7 @@ export class MqttUpstream implements UpstreamAdapter {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.generation += 1;
     clearTimeout(this.timer);
     clearTimeout(this.renewTimer);
     const client = this.client;
@@ -158,10 +162,13 @@ export class MqttUpstream implements UpstreamAdapter {
   }
 
   private connect(): void {
+    const generation = this.generation;
+    // a stop (and maybe a new start) while the key store answered: this attempt is void
+    const current = (): boolean => !this.stopping && generation === this.generation;
     this.secrets().then((secrets) => {
-      if (!this.stopping) this.open(secrets);
+      if (current()) this.open(secrets);
     }, (err: unknown) => {
-      if (this.stopping) return;
+      if (!current()) return;
       const delay = this.backoff.next();
       this.options.log.error({ err, retryInMs: delay }, 'cannot get the upstream credentials from the key store; retrying');
       this.timer = setTimeout(() => this.connect(), delay);
