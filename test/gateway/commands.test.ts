@@ -15,6 +15,7 @@ void t.test('command topics → write policy → device → reply', async (t) =>
   const modbus = await startModbusServer(t, { mode: 'tcp', units: { 1: { holding: { 0: [0, 0, 0], 10: [5] } } } });
   const base = 'guardian/gw-cmd/boiler';
   const replies = await subscribe(t, broker.url, `${base}/reply/+`);
+  const telemetry = await subscribe(t, broker.url, `${base}/telemetry`);
   const gw = await startGateway(t, {
     version: 1,
     gateway: { id: 'gw-cmd', shutdownTimeoutMs: 2000 },
@@ -37,6 +38,8 @@ void t.test('command topics → write policy → device → reply', async (t) =>
   };
   t.same(await ask('read', '{"point":"mode","transaction":"r1"}'), { status: 200, data: { point: 'mode', value: 5 }, transaction: 'r1' });
 
+  // the first poll comes up to 1 s after start; count device requests only after it
+  await telemetry.waitFor(() => true);
   const before = await modbus.requests();
   t.same(await ask('write', '{"point":"setpoint","value":70000,"transaction":"w1","requester":"alice"}'), {
     status: 200, data: { table: 'holding', address: 0, values: [1, 4464], verified: true, point: 'setpoint', value: 70000 }, transaction: 'w1',
