@@ -72,6 +72,7 @@ export class Daemon {
     this.clock = new ClockWatch(log.child({ component: 'clock' }));
     this.health = new HealthReporter({
       clock: () => this.clock.stats(),
+      identity: () => this.credentials?.stats() ?? null,
       stateDir: config.gateway.stateDir, version: VERSION,
       outbox: () => this.outbox.stats(), devices: () => this.deviceStats(), connections: () => this.upstream.connections,
       emit: (message) => this.outbox.append(message),

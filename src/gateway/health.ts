@@ -3,6 +3,7 @@ import { uptime as osUptime } from 'node:os';
 import type { Logger } from 'pino';
 import si from 'systeminformation';
 import type { Component, DeviceStats, UpstreamMessage } from '../core/types.js';
+import type { CredentialsStats } from './credentials.js';
 import { CpuLoad, cpuTemperature } from './host-stats.js';
 import type { OutboxStats } from './outbox/outbox.js';
 
@@ -16,6 +17,8 @@ export interface HealthSources {
   readonly emit: (message: UpstreamMessage) => void;
   /** Wall-clock jumps seen (ClockWatch). */
   readonly clock: () => { jumps: number; lastJumpMs: number | null; lastJumpAt: number | null };
+  /** The upstream's key store credentials (null: the upstream uses none). */
+  readonly identity: () => CredentialsStats | null;
 }
 
 interface DeviceHealth {
@@ -30,7 +33,8 @@ interface DeviceHealth {
 /**
  * Periodic health telemetry on the health topic: CPU load and temperature,
  * memory, free space on the state volume, uptimes, outbox depth and oldest age,
- * per-device poll success rate and last error, upstream reconnects. It goes
+ * per-device poll success rate and last error, upstream reconnects, the key
+ * store behind the upstream's credentials and their expiry. It goes
  * through the outbox like everything else.
  */
 export class HealthReporter implements Component {
@@ -87,6 +91,7 @@ export class HealthReporter implements Component {
       outbox: { depth: outbox.pending + outbox.inFlight, oldestAgeS: outbox.oldestEnqueuedAt === undefined ? null : Math.round((now - outbox.oldestEnqueuedAt) / 1000), dropped: outbox.dropped },
       upstream: { reconnects: Math.max(0, this.sources.connections() - 1) },
       clock: this.sources.clock(),
+      identity: this.sources.identity(),
       devices,
     };
   }

@@ -42,6 +42,7 @@ t.test('health telemetry: system, outbox, devices and upstream figures on the he
   t.equal(h.devices['silent']!.successRate, 0);
   t.equal(h.devices['silent']!.backedOff, true);
   t.match(h.devices['silent']!.lastError, /^GUARDIAN_E_MODBUS_TIMEOUT: /);
+  t.equal((h as { identity?: unknown }).identity, null, 'no key store behind this upstream');
   gw.child.kill('SIGTERM');
   t.equal(await gw.exited, 0);
 });

@@ -131,6 +131,7 @@ t.test('guardian run: MQTT over TLS with the TPM-sealed key and the installed ce
   const gw = await startGateway(t, {
     version: 1,
     gateway: { id: 'gw-cli', stateDir: path.join(dir, 'state') },
+    health: { intervalMs: 1000 },
     identity,
     upstream: { mqtt: { url: broker.url, tls: { ca: pki.caCert, identity: true } } },
     buses: BUSES,
@@ -140,4 +141,7 @@ t.test('guardian run: MQTT over TLS with the TPM-sealed key and the installed ce
   t.match(broker.output(), /u'gw-run'/, 'the broker saw the certificate issued for the sealed key');
   t.notOk(gw.lines.some((l) => l['code'] === 'GUARDIAN_E_FIREWALL_DENIED' || (l['err'] as { code?: string } | undefined)?.code === 'GUARDIAN_E_FIREWALL_DENIED'), 'the guard let the tpm2 tools run');
   t.ok(gw.lines.some((l) => l.msg === 'key store opened' && l['backend'] === 'tpm'));
+  const health = JSON.parse((await sub.waitFor((m) => m.topic === 'guardian/gw-cli/health')).payload.toString()) as { identity: Record<string, unknown> };
+  t.match(health.identity, { backend: 'tpm', hardwareBacked: true, failures: 0, lastError: null, certificate: { subject: 'CN=gw-run', notAfter: Number }, sas: null },
+    'the health telemetry names the key store and the certificate expiry');
 });

@@ -32,14 +32,14 @@ function gatewayConfig(rig: Rig, stateDir: string, mqtt: Record<string, unknown>
   return { ...parsed, identity: { ...parsed.identity, dir: rig.dir } };
 }
 
-function upstream(t: Test, config: GatewayConfig, logs: LogCapture): MqttUpstream {
+function upstream(t: Test, config: GatewayConfig, logs: LogCapture): MqttUpstream & { credentials: KeyStoreCredentials } {
   const credentials = new KeyStoreCredentials(config, logs.log);
   const up = new MqttUpstream({ config: config.upstream.mqtt, gatewayId: 'gw1', version: '9.9.9', log: logs.log, credentials });
   t.teardown(async () => {
     await up.stop();
     await credentials.close();
   });
-  return up;
+  return Object.assign(up, { credentials });
 }
 
 function connected(up: MqttUpstream): Promise<void> {
@@ -84,6 +84,8 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
     const refusal = await early.waitFor((l) => l.msg === 'cannot get the upstream credentials from the key store; retrying');
     t.match(refusal['err'], { code: 'GUARDIAN_E_KEYSTORE_MISSING' }, 'without an installed certificate: a clear error, retried');
     t.notOk(before.connected);
+    t.match(before.credentials.stats(), { failures: Number, lastError: /no certificate for the TLS key/, certificate: null, sas: null }, 'the health telemetry counts the failure');
+    t.ok(before.credentials.stats().failures >= 1);
     await before.stop();
 
     const issued = await signCsr(pki, await identity.csr(`CN=gw1-${backend}`, 'tls'));
@@ -96,6 +98,11 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
     await up.publish({ kind: 'telemetry', device: 'boiler', payload: '{"seq":1}' });
     t.equal((await sub.waitFor((m) => m.topic === 'guardian/gw1/boiler/telemetry')).payload.toString(), '{"seq":1}', 'telemetry arrives');
     t.match(broker.output(), new RegExp(`as guardian-gw1 .*u'gw1-${backend}'`), 'the broker identified the client by its certificate');
+    const stats = up.credentials.stats();
+    t.match(stats, { backend, hardwareBacked: backend === 'tpm', failures: 0, lastError: null, certificate: { subject: `CN=gw1-${backend}` }, sas: null });
+    t.ok(Math.abs(stats.certificate!.notAfter - (Date.now() + 30 * 86_400_000)) < 120_000, 'the certificate expiry is reported (issued for 30 days)');
+    t.ok(logs.lines.some((l) => l.level === 40 && l.msg === 'the TLS client certificate expires in 30 days: install a new one with `guardian identity install-cert`'),
+      'a certificate within 30 days of its end is warned about');
 
     const { key } = await identity.tlsCredentials();
     const der = Buffer.from(key.toString().replace(/-----[^-]+-----|\s/g, ''), 'base64');
@@ -148,5 +155,8 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
       expiries.push(Number(se));
     }
     t.ok(expiries[1]! > expiries[0]!, 'the renewed token expires later');
+    const stats = up.credentials.stats();
+    t.ok(stats.sas !== null && stats.sas.issued >= 2 && stats.sas.expiresAt >= expiries[1]! * 1000, `the health telemetry has the token expiry and count: ${JSON.stringify(stats.sas)}`);
+    t.match(stats, { backend, failures: 0, certificate: null });
   });
 }
