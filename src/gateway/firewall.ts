@@ -5,13 +5,14 @@ import { VERSION } from './daemon.js';
 import { reportId, type FailureStore } from './failures.js';
 import { TPM_TOOLS, toolPath } from '../identity/tpm/tools.js';
 import { CHECKPOINT_WORKER_CODE } from './outbox/checkpointer.js';
+import { SYSTEMD_NOTIFY } from './watchdog.js';
 
 /** A denial of the same kind and target is reported upstream at most this often (each one is logged and counted). */
 const REPORT_EVERY_MS = 10 * 60_000;
 
 /** What Guardian itself starts: the outbox's checkpoint thread, systemd-notify (the watchdog) and the tpm2 tools (the TPM key store). */
 export const TRUSTED_WORKERS: readonly string[] = [CHECKPOINT_WORKER_CODE];
-export const TRUSTED_COMMANDS: readonly string[] = ['systemd-notify', ...TPM_TOOLS.map(toolPath)];
+export const TRUSTED_COMMANDS: readonly string[] = [SYSTEMD_NOTIFY, ...TPM_TOOLS.map(toolPath)];
 
 /**
  * Arm the in-process guard for `guardian run` and the demo: every refusal is

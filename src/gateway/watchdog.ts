@@ -1,5 +1,9 @@
 import { execFile } from 'node:child_process';
 import type { Logger } from 'pino';
+import { systemBinary } from '../core/system-bin.js';
+
+/** systemd-notify by absolute path: the firewall guard trusts exactly this path. */
+export const SYSTEMD_NOTIFY = systemBinary('systemd-notify');
 
 /**
  * systemd readiness and watchdog (Type=notify, NotifyAccess=all, WatchdogSec=).
@@ -38,7 +42,7 @@ export class SystemdNotifier {
   }
 
   private send(args: readonly string[]): void {
-    execFile('systemd-notify', [...args], { env: this.env, timeout: 5000 }, (err) => {
+    execFile(SYSTEMD_NOTIFY, [...args], { env: this.env, timeout: 5000 }, (err) => {
       if (err !== null) this.log.warn({ err, args }, 'systemd-notify failed');
     });
   }

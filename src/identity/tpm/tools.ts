@@ -6,10 +6,11 @@
  * seekable input).
  */
 import { spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GuardianError, type ErrorCode } from '../../core/errors.js';
+import { systemBinary } from '../../core/system-bin.js';
 
 /** The tpm2-tools Guardian runs (the in-process firewall trusts exactly these). */
 export const TPM_TOOLS = [
@@ -18,20 +19,9 @@ export const TPM_TOOLS = [
 ] as const;
 export type TpmTool = (typeof TPM_TOOLS)[number];
 
-const SYSTEM_BIN = ['/usr/bin', '/usr/local/bin', '/bin', '/usr/sbin', '/sbin'];
-
-/** The tool's absolute path in the system directories (not PATH, which the environment can change), or its bare name. */
+/** The tool's absolute path in the system directories (not PATH), or its bare name. */
 export function toolPath(tool: TpmTool): string {
-  for (const dir of SYSTEM_BIN) {
-    const file = path.join(dir, tool);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // not in this directory
-    }
-  }
-  return tool;
+  return systemBinary(tool);
 }
 
 export interface RunOptions {
