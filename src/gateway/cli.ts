@@ -30,7 +30,9 @@ Usage:
   guardian identity install-cert FILE     store the certificate issued for the identity or TLS key (checked against it)
   guardian identity import-sas-key        read the IoT Hub symmetric key (base64) from stdin into the key store
   guardian identity attest --nonce HEX [--pcrs SEL] [--out DIR]
-                                        a TPM quote over the PCRs with the verifier's nonce
+                                        a TPM quote over the PCRs with the verifier's nonce, the EK and its certificate
+  guardian identity activate-credential FILE
+                                        decrypt a verifier's tpm2_makecredential challenge (binds the AK to the EK)
   guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
   guardian status [--config FILE] [--json]  outbox depth and stored failure reports
   guardian demo [--port N]              run the demo: simulated device + embedded broker, no config

@@ -1,8 +1,9 @@
 /**
- * `guardian identity init | show | csr | install-cert | import-sas-key | attest`.
+ * `guardian identity init | show | csr | install-cert | import-sas-key | attest | activate-credential`.
  * Run them as the user that runs Guardian (`sudo -u guardian …`); when run as
  * root, what they write in the state directory is handed to the directory's owner.
  */
+import { X509Certificate } from 'node:crypto';
 import { chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -106,6 +107,8 @@ export async function identityCommand(sub: string | undefined, file: string | un
         if (args.nonce === undefined || !/^([0-9a-fA-F]{2})+$/.test(args.nonce)) throw usage('identity attest needs --nonce HEX (1-32 bytes, from the verifier)');
         const pcrs = args.pcrs ?? config.identity.attestPcrs;
         const quote = await identity.attest(Buffer.from(args.nonce, 'hex'), pcrs);
+        const ek = await identity.endorsement();
+        const ekCertPem = ek.ekCertificate === undefined ? undefined : new X509Certificate(ek.ekCertificate).toString();
         if (args.out !== undefined) {
           const put = (name: string, data: string | Buffer): void => writeAtomic(path.join(args.out!, name), data);
           put('quote.msg', quote.message);
@@ -113,19 +116,38 @@ export async function identityCommand(sub: string | undefined, file: string | un
           put('quote.sig.der', quote.signatureDer);
           put('quote.pcrs', quote.pcrs);
           put('ak.pub.pem', quote.akPublicPem);
-          io.out(`wrote quote.msg, quote.sig, quote.sig.der, quote.pcrs and ak.pub.pem to ${args.out}; verify with:\n`
-            + `  tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f quote.pcrs -g sha256 -q ${args.nonce}\n`);
+          put('ak.pub', ek.akPublic);
+          put('ek.pub.pem', ek.ekPublicPem);
+          if (ekCertPem !== undefined) put('ek.crt', ekCertPem);
+          io.out(`wrote quote.msg, quote.sig, quote.sig.der, quote.pcrs, ak.pub.pem, ak.pub, ek.pub.pem${ekCertPem === undefined ? '' : ' and ek.crt'} to ${args.out}\n`
+            + `attestation key Name: ${ek.akName.toString('hex')}\n`
+            + `${ekCertPem === undefined ? 'this TPM has no EK certificate at NV 0x01c00002: trust ek.pub.pem as recorded at enrolment\n' : ''}`
+            + `verify the quote with:\n  tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f quote.pcrs -g sha256 -q ${args.nonce}\n`
+            + 'bind the attestation key to the EK with tpm2_makecredential and `guardian identity activate-credential` (see the README)\n');
           return 0;
         }
         io.out(`${JSON.stringify({
           nonce: args.nonce, pcrs, akPublicPem: quote.akPublicPem,
           message: quote.message.toString('base64'), signature: quote.signature.toString('base64'),
           signatureDer: quote.signatureDer.toString('base64'), pcrValues: quote.pcrs.toString('base64'),
+          akPublic: ek.akPublic.toString('base64'), akName: ek.akName.toString('hex'),
+          ekPublicPem: ek.ekPublicPem, ekCertificatePem: ekCertPem ?? null,
         }, null, 2)}\n`);
         return 0;
       }
+      case 'activate-credential': {
+        if (file === undefined) throw usage('identity activate-credential needs the credential file (tpm2_makecredential -o)');
+        let credential: Buffer;
+        try {
+          credential = readFileSync(file);
+        } catch (err) {
+          throw new GuardianError('GUARDIAN_E_KEYSTORE_INPUT', `cannot read ${file}: ${(err as Error).message}`, { file }, { cause: err });
+        }
+        io.out(`${(await identity.activateCredential(credential)).toString('hex')}\n`);
+        return 0;
+      }
       default:
-        throw usage(`unknown identity command '${String(sub)}' (init, show, csr, install-cert, import-sas-key, attest)`);
+        throw usage(`unknown identity command '${String(sub)}' (init, show, csr, install-cert, import-sas-key, attest, activate-credential)`);
     }
   } finally {
     await store.close();

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import type { Logger } from 'pino';
 import { GuardianError, hasCode } from '../core/errors.js';
-import type { KeyStore, Quote } from './keystore.js';
+import type { Endorsement, KeyStore, Quote } from './keystore.js';
 import { writeAtomic } from './records.js';
 import type { CertSummary, DigestSigner } from './x509.js';
 
@@ -166,6 +166,14 @@ export class DeviceIdentity {
 
   attest(nonce: Buffer, pcrs: string): Promise<Quote> {
     return this.store.attest(nonce, pcrs);
+  }
+
+  endorsement(): Promise<Endorsement> {
+    return this.store.endorsement();
+  }
+
+  activateCredential(credential: Buffer): Promise<Buffer> {
+    return this.store.activateCredential(credential);
   }
 
   async show(): Promise<IdentityReport> {

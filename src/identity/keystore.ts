@@ -34,6 +34,21 @@ export interface Quote {
   readonly akPublicPem: string;
 }
 
+/**
+ * What ties the attestation key to this TPM: the endorsement key and its
+ * manufacturer certificate, and the attestation key's public area and Name
+ * for TPM2_MakeCredential.
+ */
+export interface Endorsement {
+  readonly ekPublicPem: string;
+  /** DER, from the TPM's NV index 0x01c00002; undefined when the manufacturer stored none. */
+  readonly ekCertificate: Buffer | undefined;
+  /** TPM2B_PUBLIC of the attestation key, as tpm2_readpublic -o writes it. */
+  readonly akPublic: Buffer;
+  /** The attestation key's Name: nameAlg (0x000b) || SHA-256 of its TPMT_PUBLIC. */
+  readonly akName: Buffer;
+}
+
 export interface KeyStore {
   readonly backend: Backend;
   /** False for the simulated Pluton store: its keys are only as safe as the device secret file. */
@@ -62,6 +77,10 @@ export interface KeyStore {
   createAttestationKey(): Promise<KeyInfo>;
   /** A quote over the PCR selection with the caller's nonce, signed by the attestation key. */
   attest(nonce: Buffer, pcrSelection: string): Promise<Quote>;
+  /** The endorsement key and the attestation key's Name (TPM only). */
+  endorsement(): Promise<Endorsement>;
+  /** TPM2_ActivateCredential: the challenge in a credential made for this TPM's EK and attestation key (TPM only). */
+  activateCredential(credential: Buffer): Promise<Buffer>;
 }
 
 export const MAX_SEALED_BYTES = 16 * 1024;

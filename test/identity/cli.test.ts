@@ -16,7 +16,7 @@ import { captureLogger } from '../fixtures/logs.js';
 import { startMosquitto, subscribe } from '../fixtures/mosquitto.js';
 import { makePki, signCsr } from '../fixtures/pki.js';
 import { tmpDir } from '../fixtures/ports.js';
-import { startSwtpm } from '../fixtures/swtpm.js';
+import { startSwtpm, type Swtpm } from '../fixtures/swtpm.js';
 
 const run = promisify(execFile);
 const BUSES = [{ name: 'b', type: 'tcp', host: '127.0.0.1', devices: [{ name: 'd', unitId: 1, points: [{ name: 'p', table: 'coil', address: 0, type: 'bool' }] }] }];
@@ -27,15 +27,15 @@ function writeConfig(dir: string, doc: Record<string, unknown>): string {
   return file;
 }
 
-async function tpmSetup(t: Test): Promise<{ dir: string; tcti: string; identity: Record<string, unknown>; config: string }> {
+async function tpmSetup(t: Test, opts: { manufacture?: boolean } = {}): Promise<{ dir: string; tcti: string; tpm: Swtpm; identity: Record<string, unknown>; config: string }> {
   const dir = await tmpDir(t);
-  const tpm = await startSwtpm(t);
+  const tpm = await startSwtpm(t, opts);
   const identity = { backend: 'tpm', tpm: { tcti: tpm.tcti, ownerAuthFile: path.join(dir, 'owner.auth') } };
-  return { dir, tcti: tpm.tcti, identity, config: writeConfig(dir, { gateway: { id: 'gw-cli', stateDir: path.join(dir, 'state') }, identity }) };
+  return { dir, tcti: tpm.tcti, tpm, identity, config: writeConfig(dir, { gateway: { id: 'gw-cli', stateDir: path.join(dir, 'state') }, identity }) };
 }
 
-t.test('identity commands on a TPM (swtpm)', async (t) => {
-  const { dir, tcti, identity, config } = await tpmSetup(t);
+t.test('identity commands on a TPM (swtpm, manufactured with an EK certificate)', async (t) => {
+  const { dir, tcti, tpm, identity, config } = await tpmSetup(t, { manufacture: true });
 
   const init = await runCli(['identity', 'init', '--config', config]);
   t.equal(init.code, 0, init.stderr);
@@ -87,8 +87,42 @@ t.test('identity commands on a TPM (swtpm)', async (t) => {
   const [tool, ...args] = documented.split(' ');
   await t.resolves(run(tool!, args, { cwd: out }), 'the documented tpm2_checkquote command verifies the quote');
   await t.rejects(run(tool!, args.map((a) => (a === nonce ? randomBytes(20).toString('hex') : a)), { cwd: out }), 'and fails for another nonce');
+  t.match(attest.stdout, /wrote .* ak\.pub, ek\.pub\.pem and ek\.crt to /);
+
+  // the verifier's side, as the README documents it (openssl and tpm2-tools without a TPM)
+  const sh = async (command: string): Promise<string> => (await run('/bin/sh', ['-c', command], { cwd: out })).stdout;
+  const ca = tpm.ekCa!;
+  t.match(await sh(`openssl verify -CAfile ${ca.root} -untrusted ${ca.issuer} ek.crt`), /ek\.crt: OK/, 'the EK certificate chains to the manufacturer CA');
+  await t.resolves(sh('openssl x509 -in ek.crt -pubkey -noout | cmp - ek.pub.pem'), 'ek.pub.pem is the certified EK');
+  t.match(await sh('tpm2_print -t TPM2B_PUBLIC ak.pub'), /value: fixedtpm\|fixedparent\|sensitivedataorigin\|userwithauth\|restricted\|sign/, 'the AK is a restricted signing key that cannot leave the TPM');
+  await t.resolves(sh('tpm2_print -t TPM2B_PUBLIC -f pem ak.pub | cmp - ak.pub.pem'), 'ak.pub is the key that signed the quote');
+  const name = (await sh('echo 000b$(tail -c +3 ak.pub | openssl dgst -sha256 -r | cut -c1-64)')).trim();
+  t.match(attest.stdout, `attestation key Name: ${name}`, 'the Name the verifier computes is the one the device reports');
+  const challenge = randomBytes(32);
+  writeFileSync(path.join(out, 'challenge'), challenge);
+  await sh(`tpm2_makecredential -T none -G rsa -u ek.pub.pem -s challenge -n ${name} -o cred.bin`);
+  const activated = await runCli(['identity', 'activate-credential', path.join(out, 'cred.bin'), '--config', config]);
+  t.equal(activated.code, 0, activated.stderr);
+  t.equal(activated.stdout.trim(), challenge.toString('hex'), 'the TPM released the challenge: the AK lives in the TPM that holds the certified EK');
+
+  // a credential for another key's Name (an AK in some other TPM, or a software key) is refused
+  await sh(`tpm2_makecredential -T none -G rsa -u ek.pub.pem -s challenge -n 000b${randomBytes(32).toString('hex')} -o other.bin`);
+  const refusedCredential = await runCli(['identity', 'activate-credential', path.join(out, 'other.bin'), '--config', config]);
+  t.equal(refusedCredential.code, 1);
+  t.match(refusedCredential.stderr, /GUARDIAN_E_KEYSTORE_INPUT: the credential was not made for this TPM's endorsement key and attestation key \(TPM response code 0x1df\)/);
+  t.notMatch(refusedCredential.stdout, challenge.toString('hex'));
+  const garbage = await runCli(['identity', 'activate-credential', path.join(out, 'quote.sig'), '--config', config]);
+  t.equal(garbage.code, 1);
+  t.match(garbage.stderr, /GUARDIAN_E_KEYSTORE_INPUT: a credential is what tpm2_makecredential writes/);
+  t.equal((await runCli(['identity', 'activate-credential', '--config', config])).code, 2, 'without a file: a usage error');
+  const transient = (await run('tpm2_getcap', ['handles-transient'], { env: { ...process.env, TPM2TOOLS_TCTI: tcti } })).stdout;
+  t.equal(transient.trim(), '', 'no transient object left in the TPM');
+
   const json = await runCli(['identity', 'attest', '--nonce', nonce, '--config', config]);
-  t.match(JSON.parse(json.stdout), { nonce, pcrs: 'sha256:0,1,2,3,4,5,6,7', akPublicPem: /BEGIN PUBLIC KEY/ }, 'JSON on stdout without --out; PCRs from the config');
+  t.match(JSON.parse(json.stdout), {
+    nonce, pcrs: 'sha256:0,1,2,3,4,5,6,7', akPublicPem: /BEGIN PUBLIC KEY/, akName: name, ekPublicPem: readFileSync(path.join(out, 'ek.pub.pem'), 'utf8'),
+    ekCertificatePem: readFileSync(path.join(out, 'ek.crt'), 'utf8'),
+  }, 'JSON on stdout without --out; PCRs from the config');
   const badNonce = await runCli(['identity', 'attest', '--nonce', 'xyz', '--config', config]);
   t.equal(badNonce.code, 2);
 

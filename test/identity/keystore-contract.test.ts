@@ -248,6 +248,48 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
         await rejectsWith(t, store.attest(Buffer.alloc(0), 'sha256:0'), 'GUARDIAN_E_KEYSTORE_INPUT');
         await rejectsWith(t, store.attest(nonce, 'sha256:0,99'), 'GUARDIAN_E_KEYSTORE_INPUT');
       });
+
+      t.test('endorsement: the AK Name binds it to the EK; credential activation releases a challenge only for that AK and EK', async (t) => {
+        const rig = await makeRig(t);
+        const store = await provisioned(t, rig);
+        await rejectsWith(t, store.endorsement(), 'GUARDIAN_E_KEYSTORE_MISSING', /attest/);
+        const ak = await store.createAttestationKey();
+        const ek = await store.endorsement();
+        t.equal(ek.ekCertificate, undefined, 'an unmanufactured swtpm has no EK certificate');
+        t.equal(createPublicKey(ek.ekPublicPem).asymmetricKeyType, 'rsa', 'the EK is the TCG default RSA 2048 template');
+        t.same(ek.akName, Buffer.concat([Buffer.from([0x00, 0x0b]), sha256(ek.akPublic.subarray(2))]), 'Name = 0x000b || SHA-256(TPMT_PUBLIC)');
+        t.equal((await store.endorsement()).ekPublicPem, ek.ekPublicPem, 'the EK is re-created from the seed: the same key every time');
+        t.ok(ak.publicKeyPem !== undefined);
+
+        const tmp = await tmpDir(t);
+        const file = (n: string): string => path.join(tmp, n);
+        writeFileSync(file('ek.pem'), ek.ekPublicPem);
+        const challenge = randomBytes(32);
+        writeFileSync(file('challenge'), challenge);
+        const makeCredential = async (name: string, out: string, ekPem = file('ek.pem')): Promise<Buffer> => {
+          await run('tpm2_makecredential', ['-T', 'none', '-G', 'rsa', '-u', ekPem, '-s', file('challenge'), '-n', name, '-o', file(out)]);
+          return readFileSync(file(out));
+        };
+        t.same(await store.activateCredential(await makeCredential(ek.akName.toString('hex'), 'cred')), challenge, 'the challenge comes back');
+        const wrongName = await rejectsWith(t, store.activateCredential(await makeCredential(`000b${randomBytes(32).toString('hex')}`, 'other')),
+          'GUARDIAN_E_KEYSTORE_INPUT', /not made for this TPM's endorsement key and attestation key \(TPM response code 0x1df\)/);
+        t.equal(wrongName?.context['rc'], '0x1df');
+
+        // another TPM's EK: the same AK Name, but the challenge was encrypted to a key this TPM does not hold
+        const otherRig = await makeRig(t);
+        const other = await provisioned(t, otherRig);
+        await other.createAttestationKey();
+        writeFileSync(file('other-ek.pem'), (await other.endorsement()).ekPublicPem);
+        await rejectsWith(t, store.activateCredential(await makeCredential(ek.akName.toString('hex'), 'foreign', file('other-ek.pem'))), 'GUARDIAN_E_KEYSTORE_INPUT', /not made for this TPM's endorsement key/);
+
+        await rejectsWith(t, store.activateCredential(Buffer.alloc(0)), 'GUARDIAN_E_KEYSTORE_INPUT', /a credential is what tpm2_makecredential writes/);
+        await rejectsWith(t, store.activateCredential(randomBytes(336)), 'GUARDIAN_E_KEYSTORE_INPUT');
+        await rejectsWith(t, store.activateCredential(Buffer.concat([Buffer.from('badcc0de00000001', 'hex'), randomBytes(300)])), 'GUARDIAN_E_KEYSTORE_INPUT', /not made for this TPM/);
+        await rejectsWith(t, store.activateCredential(Buffer.alloc(4096, 0xba)), 'GUARDIAN_E_KEYSTORE_INPUT', /4096 bytes/);
+        t.same(await store.activateCredential(readFileSync(file('cred'))), challenge, 'after all the refusals the TPM still answers (no session or object left behind)');
+        const { stdout } = await run('tpm2_getcap', ['handles-transient'], { env: { ...process.env, TPM2TOOLS_TCTI: rig.swtpm!.tcti } });
+        t.equal(stdout.trim(), '', 'no transient object left');
+      });
     } else {
       t.test('attest is refused: no PCRs in software; the store says once that it is not hardware-backed', async (t) => {
         const rig = await makeRig(t);
@@ -255,6 +297,8 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
         t.equal(store.hardwareBacked, false);
         await rejectsWith(t, store.attest(randomBytes(16), 'sha256:0'), 'GUARDIAN_E_IDENTITY_UNSUPPORTED');
         await rejectsWith(t, store.createAttestationKey(), 'GUARDIAN_E_IDENTITY_UNSUPPORTED');
+        await rejectsWith(t, store.endorsement(), 'GUARDIAN_E_IDENTITY_UNSUPPORTED');
+        await rejectsWith(t, store.activateCredential(randomBytes(64)), 'GUARDIAN_E_IDENTITY_UNSUPPORTED');
         await store.open();
         t.equal(rig.logs.lines.filter((l) => /NOT hardware-backed/.test(String(l.msg))).length, 1, 'one warning');
       });

@@ -11,7 +11,7 @@ import { p256 } from '@noble/curves/nist.js';
 import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
 import {
-  checkDigest, checkName, checkSecret, MAX_HMAC_KEY_BYTES, MAX_SEALED_BYTES, missing, settle, type KeyInfo, type KeyStore, type ObjectKind, type Quote,
+  checkDigest, checkName, checkSecret, MAX_HMAC_KEY_BYTES, MAX_SEALED_BYTES, missing, settle, type KeyInfo, type KeyStore, type ObjectKind, type Quote, type Endorsement,
 } from '../keystore.js';
 import { blob, corrupt, describeRecord, FORMAT, listRecords, RecordFiles, info, type ObjectRecord } from '../records.js';
 import { createSecretFile, readSecretFile } from '../secret-file.js';
@@ -162,6 +162,14 @@ export class PlutonSimKeyStore implements KeyStore {
     return Promise.reject(noAttestation());
   }
 
+  endorsement(): Promise<Endorsement> {
+    return Promise.reject(noAttestation());
+  }
+
+  activateCredential(): Promise<Buffer> {
+    return Promise.reject(noAttestation());
+  }
+
   private derive(secret: Buffer, salt: Buffer): Buffer {
     try {
       return Buffer.from(hkdfSync('sha256', secret, salt, INFO, 32));
@@ -218,7 +226,7 @@ export class PlutonSimKeyStore implements KeyStore {
 }
 
 function noAttestation(): GuardianError {
-  return new GuardianError('GUARDIAN_E_IDENTITY_UNSUPPORTED', 'the simulated Pluton key store has no PCRs and cannot produce a quote; attestation needs a TPM');
+  return new GuardianError('GUARDIAN_E_IDENTITY_UNSUPPORTED', 'the simulated Pluton key store has no PCRs and no endorsement key: it cannot produce a quote or activate a credential; attestation needs a TPM');
 }
 
 function check(kek: Buffer): Buffer {

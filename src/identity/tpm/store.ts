@@ -20,9 +20,10 @@ import type { Logger } from 'pino';
 import { GuardianError, hasCode } from '../../core/errors.js';
 import {
   checkDigest, checkName, checkNonce, checkPcrSelection, checkSecret, MAX_HMAC_KEY_BYTES, MAX_SEALED_BYTES, missing, Serial, settle,
-  type KeyInfo, type KeyStore, type ObjectKind, type Quote,
+  type Endorsement, type KeyInfo, type KeyStore, type ObjectKind, type Quote,
 } from '../keystore.js';
 import { blob, corrupt, describeRecord, FORMAT, info, listRecords, RecordFiles, type ObjectRecord, type RootRecord } from '../records.js';
+import { activateCredential, readEndorsement } from './endorsement.js';
 import { signatureToDer } from './marshal.js';
 import { OwnerAuth } from './owner.js';
 import { scratch, TpmTools } from './tools.js';
@@ -68,6 +69,7 @@ export class TpmKeyStore implements KeyStore {
   open(): Promise<void> {
     return this.serial.run(async () => {
       await this.flush();
+      await this.tools.run('tpm2_flushcontext', ['-s']); // a policy session left by a crash during credential activation
       const root = this.files.readRoot();
       if (root === undefined) return;
       await this.checkRoot(root);
@@ -237,6 +239,17 @@ export class TpmKeyStore implements KeyStore {
         s.remove();
       }
     });
+  }
+
+  endorsement(): Promise<Endorsement> {
+    return this.serial.run(() => {
+      const record = this.record(ATTEST_KEY, 'attest');
+      return readEndorsement(this.tools, hex(this.handleOf(record)), String(record.data.name));
+    });
+  }
+
+  activateCredential(credential: Buffer): Promise<Buffer> {
+    return this.serial.run(() => activateCredential(this.tools, hex(this.handleOf(this.record(ATTEST_KEY, 'attest'))), credential));
   }
 
   // --- internals (called inside serial.run) ---

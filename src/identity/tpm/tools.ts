@@ -14,8 +14,9 @@ import { systemBinary } from '../../core/system-bin.js';
 
 /** The tpm2-tools Guardian runs (the in-process firewall trusts exactly these). */
 export const TPM_TOOLS = [
-  'tpm2_changeauth', 'tpm2_create', 'tpm2_createprimary', 'tpm2_evictcontrol', 'tpm2_flushcontext', 'tpm2_getcap',
-  'tpm2_hmac', 'tpm2_import', 'tpm2_load', 'tpm2_quote', 'tpm2_readpublic', 'tpm2_sign', 'tpm2_unseal',
+  'tpm2_activatecredential', 'tpm2_changeauth', 'tpm2_create', 'tpm2_createek', 'tpm2_createprimary', 'tpm2_evictcontrol', 'tpm2_flushcontext',
+  'tpm2_getcap', 'tpm2_hmac', 'tpm2_import', 'tpm2_load', 'tpm2_nvread', 'tpm2_policysecret', 'tpm2_quote', 'tpm2_readpublic', 'tpm2_sign',
+  'tpm2_startauthsession', 'tpm2_unseal',
 ] as const;
 export type TpmTool = (typeof TPM_TOOLS)[number];
 
