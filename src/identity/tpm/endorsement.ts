@@ -40,28 +40,13 @@ async function createEk(tools: TpmTools, s: Scratch, publicPem?: string): Promis
   return s.file('ek.ctx');
 }
 
-/** The DER certificate at the start of an NV index (which may be padded), or undefined when the index is empty or not a certificate. */
+/** The certificate at the start of an NV index (which may be padded; `raw` is the exact DER), or undefined when it holds none. */
 function certificateIn(data: Buffer): Buffer | undefined {
-  if (data.length < 4 || data[0] !== 0x30) return undefined;
-  const lengthByte = data[1]!;
-  let length: number;
-  let header: number;
-  if (lengthByte < 0x80) {
-    [length, header] = [lengthByte, 2];
-  } else {
-    const octets = lengthByte & 0x7f;
-    if (octets < 1 || octets > 3 || data.length < 2 + octets) return undefined;
-    length = data.subarray(2, 2 + octets).reduce((n, b) => (n << 8) | b, 0);
-    header = 2 + octets;
-  }
-  if (header + length > data.length) return undefined;
-  const der = data.subarray(0, header + length);
   try {
-    new X509Certificate(der);
+    return Buffer.from(new X509Certificate(data).raw);
   } catch {
     return undefined;
   }
-  return Buffer.from(der);
 }
 
 async function readEkCertificate(tools: TpmTools, s: Scratch): Promise<Buffer | undefined> {
