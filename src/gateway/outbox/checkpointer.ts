@@ -3,15 +3,37 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 
 /**
+ * The SQLite binding the checkpoint thread loads: resolved once, when this
+ * module loads, relative to this file (dist/ or the TypeScript sources), and
+ * written into the worker's source text below. Nothing the worker is started
+ * with can choose which module it loads.
+ */
+export const CHECKPOINT_SQLITE_MODULE: string = createRequire(import.meta.url).resolve('better-sqlite3');
+
+/**
  * The worker's code (CommonJS, run with `eval`: no separate file to locate from
  * dist/ or from the TypeScript sources under test). It opens its own connection
  * to the outbox and runs a PASSIVE checkpoint whenever it is asked: that copies
  * committed WAL pages into the database file and fsyncs both, without blocking
  * the writer on the main thread.
+ *
+ * The in-process guard trusts this exact text (TRUSTED_WORKERS), so the text
+ * itself must not let whoever starts it run code of their choosing: the module
+ * path is pinned in it (it used to come from `workerData.module`, which let any
+ * code in the process start this trusted source with its own module), and
+ * `workerData` may hold only `{ path }`, a string: anything else ends the
+ * thread before the binding is loaded (an 'error' with GUARDIAN_E_FIREWALL_DENIED
+ * for whoever started it).
  */
 export const CHECKPOINT_WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.module);
+const keys = workerData !== null && typeof workerData === 'object' ? Object.keys(workerData) : [];
+if (keys.length !== 1 || keys[0] !== 'path' || typeof workerData.path !== 'string') {
+  const err = new Error('the checkpoint thread takes only { path: string } as workerData');
+  err.code = 'GUARDIAN_E_FIREWALL_DENIED';
+  throw err;
+}
+const Database = require(${JSON.stringify(CHECKPOINT_SQLITE_MODULE)});
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('busy_timeout = 50');
 parentPort.on('message', (m) => {
@@ -81,8 +103,7 @@ export class Checkpointer {
   }
 
   private startThread(): void {
-    const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(CHECKPOINT_WORKER_CODE, { eval: true, workerData: { module, path: this.path } });
+    const worker = new Worker(CHECKPOINT_WORKER_CODE, { eval: true, workerData: { path: this.path } });
     worker.unref();
     worker.on('message', (reply: Reply) => this.finished(reply));
     worker.on('error', (err) => {
