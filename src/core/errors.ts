@@ -33,6 +33,7 @@ export const ErrorCodes = {
   GUARDIAN_E_MQTT_PUBLISH: { hint: 'The broker did not acknowledge a publish; it stays in the outbox and is sent again.', transient: true },
   GUARDIAN_E_OUTBOX_DROPPED: { hint: 'The outbox reached its bound (bytes or age) and the oldest messages were dropped; restore the uplink or raise the bound.', transient: false },
   GUARDIAN_E_OUTBOX_FULL: { hint: 'The outbox reached its bound with policy stop-polling: polling is paused until the uplink drains it.', transient: true },
+  GUARDIAN_E_OUTBOX_SEQ_SKIPPED: { hint: 'The system restarted without a clean stop (power loss, kernel crash) and the outbox may have lost its last commits: sequence numbers continue above the durable reservation, so no number a consumer saw is reused (a gap, not a loss).', transient: false },
   GUARDIAN_E_OUTBOX_WRITE: { hint: 'The outbox database cannot be written; check the state directory (permissions, file system errors).', transient: true },
   GUARDIAN_E_STATE_DISK_FULL: { hint: 'The state volume is full; readings wait in memory and are committed when space returns. Free space on the state volume.', transient: true },
   GUARDIAN_E_SHUTDOWN_TIMEOUT: { hint: 'Shutdown did not finish in-flight publishes in time; unsent messages are counted in the log.', transient: false },

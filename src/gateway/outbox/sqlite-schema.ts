@@ -33,13 +33,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 DROP INDEX IF EXISTS outbox_enqueued_at;
 CREATE TABLE IF NOT EXISTS sequences (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seq_reserved (device TEXT PRIMARY KEY, upto INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 /** Every statement the outbox runs, prepared once. */
 export function prepareStatements(db: Database.Database) {
   return {
     insert: db.prepare('INSERT INTO outbox (id, kind, device, seq, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-    seq: db.prepare('INSERT INTO sequences (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)'),
     shiftTimes: db.prepare('UPDATE outbox SET enqueued_at = enqueued_at + ? WHERE id > ?'),
     removeRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
     page: db.prepare('SELECT id, kind, device, seq, payload, bytes, enqueued_at FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?'),

@@ -1,69 +1,21 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
 import type { UpstreamMessage } from '../../core/types.js';
 import { ALL_IDS, ClockStepDetector, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.js';
 import { Checkpointer } from './checkpointer.js';
+import { currentBootId, SequenceLedger } from './sequence-ledger.js';
+import { ACK_COMMIT_MS, AGE_SWEEP_MS, EXPIRE_BATCH, MAX_PENDING_ACKS, MAX_STAGED, TAIL_CACHE_BYTES, type SqliteOutboxOptions } from './sqlite-options.js';
 import { idRuns, prepareStatements, SCHEMA, type DroppedRow, type Row, type Statements } from './sqlite-schema.js';
 import { TailCache, type SizedEntry } from './tail-cache.js';
 
-export interface SqliteOutboxOptions {
-  /** The database file (in the state directory). */
-  readonly path: string;
-  /** Bound on stored payload bytes; past it the oldest messages are dropped. */
-  readonly maxBytes: number;
-  /** Messages older than this are dropped (0 = no age bound). */
-  readonly maxAgeMs: number;
-  /**
-   * 0 = commit at the end of the event-loop turn in which messages were appended
-   * (a process crash loses nothing that was polled more than a turn ago);
-   * N = commit at most every N ms (fewer, larger writes; a crash loses up to N ms).
-   */
-  readonly commitIntervalMs: number;
-  /**
-   * At `maxBytes`: `drop-oldest` drops the oldest messages; `stop-polling` keeps
-   * everything and reports the outbox full (polling pauses) until it drains below 90 %.
-   */
-  readonly policy?: 'drop-oldest' | 'stop-polling';
-  /** `normal`: durable across process crashes; `full`: fsync every commit, durable across power loss. */
-  readonly synchronous: 'normal' | 'full';
-  readonly log: Logger;
-  readonly now?: () => number;
-  /** The monotonic clock (tests move it with `now` to age messages without a clock step). */
-  readonly monoNow?: () => number;
-}
+export type { SqliteOutboxOptions } from './sqlite-options.js';
 
 interface Staged {
   readonly message: UpstreamMessage;
   readonly enqueuedAt: number;
 }
-
-const AGE_SWEEP_MS = 1000;
-
-/**
- * Acknowledgements alone are committed at most this often (they also go with
- * the next commit of new messages). One lost with a crash only means the message
- * is sent once more after the restart (at-least-once; `seq` tells duplicates).
- */
-const ACK_COMMIT_MS = 1000;
-
-/**
- * Acknowledgements that go with the next commit of new messages even before
- * ACK_COMMIT_MS: at high rates acks are deleted in small steps with the inserts
- * (a 1,000-row delete is a 2-4 ms commit that every message then waits behind).
- */
-const MAX_PENDING_ACKS = 100;
-
-/** Payload bytes of recently committed messages kept in memory for the live lane. */
-const TAIL_CACHE_BYTES = 4 << 20;
-
-/** Rows deleted per statement by the age sweep. */
-const EXPIRE_BATCH = 500;
-
-/** Messages held in memory while commits fail (disk full) before the oldest are dropped. */
-const MAX_STAGED = 100_000;
 
 /**
  * The durable outbox: SQLite in WAL mode. A message is committed before it can
@@ -103,6 +55,7 @@ export class SqliteOutbox implements Outbox {
   private readonly now: () => number;
   private readonly steps: ClockStepDetector;
   private statements: Statements | undefined;
+  private ledger: SequenceLedger | undefined;
   /** Set while commits fail (disk full): the error was logged once, recovery will be. */
   private failing: GuardianError | undefined;
   /** Staged messages dropped because commits kept failing; counted at the next commit. */
@@ -135,6 +88,12 @@ export class SqliteOutbox implements Outbox {
     });
     this.checkpointer.start();
     this.statements = prepareStatements(db);
+    this.ledger = new SequenceLedger(db, this.options.log, this.options.synchronous, this.options.seqReserve);
+    try {
+      this.ledger.open('bootId' in this.options ? this.options.bootId : currentBootId());
+    } catch (err) {
+      throw this.storageError(err);
+    }
     const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.rows = n;
     this.bytes = b;
@@ -159,13 +118,9 @@ export class SqliteOutbox implements Outbox {
     }
   }
 
-  /** The last committed sequence number of every device. */
+  /** The last committed sequence number of every device (above anything a lost WAL tail may have used). */
   sequences(): Map<string, number> {
-    // Stored messages carry the newest numbers; `sequences` keeps those of devices whose messages are all gone.
-    const rows = this.requireDb().prepare(`SELECT device, max(seq) AS seq FROM (
-      SELECT device, seq FROM sequences UNION ALL SELECT device, max(seq) FROM outbox WHERE device IS NOT NULL AND seq IS NOT NULL GROUP BY device
-    ) GROUP BY device`).all() as { device: string; seq: number }[];
-    return new Map(rows.map((r) => [r.device, r.seq]));
+    return this.requireLedger().committed();
   }
 
   append(message: UpstreamMessage): void {
@@ -272,8 +227,10 @@ export class SqliteOutbox implements Outbox {
     const added: SizedEntry[] = [];
     let nextId = this.maxId;
     let removed = 0;
+    const ledger = this.requireLedger();
+    const messages = staged.map((st) => st.message);
     try {
-      this.requireDb().transaction(() => {
+      ledger.commit(messages, () => {
         for (const { message, enqueuedAt } of staged) {
           const bytes = Buffer.byteLength(message.payload);
           nextId += 1; // explicit ids: no AUTOINCREMENT bookkeeping page written on every commit
@@ -283,9 +240,9 @@ export class SqliteOutbox implements Outbox {
         if (this.stagedDrops > 0) s.countDrops.run(this.stagedDrops, this.stagedDrops);
         // A message's row holds its sequence number until it is deleted; then `sequences` does
         // (one page less in the commit of every new message: SD-card wear).
-        this.keepSequences(acked.map((a) => a.entry.message));
+        ledger.keep(acked.map((a) => a.entry.message));
         for (const [from, to] of idRuns(acked.map((a) => a.entry.id))) removed += s.removeRange.run(from, to).changes;
-      })();
+      });
     } catch (err) {
       throw this.storageError(err);
     }
@@ -312,12 +269,14 @@ export class SqliteOutbox implements Outbox {
     await checkpointer?.close(); // its connection first: the last one to close checkpoints and removes the WAL
     try {
       this.flush();
+      this.ledger?.closeCleanly();
     } catch (err) {
       this.options.log.error({ err, unsaved: this.staged.length }, 'outbox: final commit failed');
     }
     this.db?.close();
     this.db = undefined;
     this.statements = undefined;
+    this.ledger = undefined;
   }
 
   private enforceBounds(): void {
@@ -346,7 +305,7 @@ export class SqliteOutbox implements Outbox {
         dropped.push(...batch);
       }
       if (dropped.length > 0) s.countDrops.run(dropped.length, dropped.length);
-      this.keepSequences(dropped);
+      this.requireLedger().keep(dropped);
     })();
     if (dropped.length === 0) return;
     for (const row of dropped) {
@@ -358,15 +317,6 @@ export class SqliteOutbox implements Outbox {
     const gone = new Set(dropped.map((r) => r.id));
     this.retry = this.retry.filter((e) => !gone.has(e.entry.id));
     this.reportDrops(dropped.length, 'outbox bound reached');
-  }
-
-  /** Record the highest sequence number per device among rows about to be deleted. */
-  private keepSequences(rows: readonly { device?: string | null; seq?: number | null }[]): void {
-    const last = new Map<string, number>();
-    for (const { device, seq } of rows) {
-      if (device !== undefined && device !== null && seq !== undefined && seq !== null) last.set(device, Math.max(seq, last.get(device) ?? seq));
-    }
-    for (const [device, seq] of last) this.requireStatements().seq.run(device, seq);
   }
 
   private reportDrops(count: number, why: string): void {
@@ -452,6 +402,11 @@ export class SqliteOutbox implements Outbox {
   private requireDb(): Database.Database {
     if (this.db === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', 'outbox used before open() or after close()');
     return this.db;
+  }
+
+  private requireLedger(): SequenceLedger {
+    if (this.ledger === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', 'outbox used before open() or after close()');
+    return this.ledger;
   }
 
   private requireStatements(): Statements {
