@@ -10,7 +10,7 @@ say() { printf '%s\n' "$*" >&2; }
 fail_setup() { say "test setup FAILED: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 # --- real peers (test/fixtures start them): Debian packages ---
-PACKAGES=(mosquitto mosquitto-clients socat python3-pymodbus openssl systemd faketime nftables iproute2 swtpm swtpm-tools tpm2-tools)
+PACKAGES=(mosquitto mosquitto-clients socat python3-pymodbus openssl systemd faketime nftables iproute2 swtpm swtpm-tools tpm2-tools strace)
 missing=()
 command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
@@ -21,6 +21,7 @@ command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 command -v swtpm >/dev/null || missing+=(swtpm)
 command -v swtpm_setup >/dev/null || missing+=(swtpm-tools)
 command -v tpm2_createprimary >/dev/null || missing+=(tpm2-tools)
+command -v strace >/dev/null || missing+=(strace)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 command -v systemd-notify >/dev/null && command -v systemd-analyze >/dev/null || missing+=(systemd)
 /usr/bin/python3 -c 'import pymodbus' 2>/dev/null || missing+=(python3-pymodbus)
@@ -32,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2 || fail_setup "apt-get update failed"
   apt-get install -y -qq "${PACKAGES[@]}" >&2 || fail_setup "apt-get install ${PACKAGES[*]} failed"
-  command -v mosquitto >/dev/null && command -v socat >/dev/null && /usr/bin/python3 -c 'import pymodbus' && { command -v nft >/dev/null || [ -x /usr/sbin/nft ]; } && command -v swtpm >/dev/null && command -v tpm2_createprimary >/dev/null \
+  command -v mosquitto >/dev/null && command -v socat >/dev/null && /usr/bin/python3 -c 'import pymodbus' && { command -v nft >/dev/null || [ -x /usr/sbin/nft ]; } && command -v swtpm >/dev/null && command -v tpm2_createprimary >/dev/null && command -v strace >/dev/null \
     || fail_setup "packages installed but the peers are still missing"
 fi
 
