@@ -71,7 +71,7 @@ t.test('the base unit is closed without the drop-in: no IP peer, no bind, nothin
   }
   t.notOk(covered('/usr/bin/sh') || covered('/bin/sh') || covered('/var/lib/guardian/x') || covered('/tmp/x'), 'a shell, the state directory and /tmp are not');
   const mem = /^(\d+)M$/.exec(values(unit, 'MemoryMax')[0] ?? '');
-  t.ok(mem !== null && Number(mem[1]) >= 128 && Number(mem[1]) <= 512, `MemoryMax= set for a Pi (${values(unit, 'MemoryMax').join()})`);
+  t.ok(mem !== null && Number(mem[1]) >= 256 && Number(mem[1]) <= 512, `MemoryMax= set for a Pi (${values(unit, 'MemoryMax').join()})`);
   const tasks = Number(values(unit, 'TasksMax')[0]);
   t.ok(tasks >= 32 && tasks <= 256, `TasksMax= set (${tasks})`);
 });
