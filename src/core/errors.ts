@@ -56,6 +56,7 @@ export const ErrorCodes = {
   GUARDIAN_E_TPM: { hint: 'The TPM refused a command; the TPM response code (rc) says why. See `tpm2_rc_decode <rc>`.', transient: false },
   GUARDIAN_E_IDENTITY_UNSUPPORTED: { hint: 'This key store backend cannot do that (the simulated Pluton store has no PCRs and cannot attest); use a TPM.', transient: false },
   GUARDIAN_E_IDENTITY_BACKEND: { hint: 'The identity was provisioned with another key store backend than identity.backend names; set it to that backend (or auto). Switching backends means a new identity and a new certificate.', transient: false },
+  GUARDIAN_E_IDENTITY_UNSAFE_PATH: { hint: 'A file or directory in the identity state directory is a symbolic link, a FIFO, a device, or a file with several hard links; Guardian never follows or uses such a file (someone who can write the state directory planted it). Remove it, find out who put it there, and run the command again.', transient: false },
   GUARDIAN_E_CERT_INVALID: { hint: 'The certificate file is not a PEM X.509 certificate, or it is not valid now (notBefore/notAfter); check the file the CA issued.', transient: false },
   GUARDIAN_E_CERT_MISMATCH: { hint: 'The certificate is for another public key than this device\'s keys; issue it from the CSR that `guardian identity csr` printed.', transient: false },
   GUARDIAN_E_DEMO_PORT: { hint: 'The demo port is in use; pass --port or set GUARDIAN_DEMO_PORT.', transient: false },

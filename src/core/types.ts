@@ -2,6 +2,7 @@
  * The seams of the data path (DESIGN.md): readings and messages, the one
  * downstream interface, the one upstream interface, and the component lifecycle.
  */
+import type { KeyObject } from 'node:crypto';
 
 /** A point value as published: 64-bit integers beyond 2^53 are decimal strings. */
 export type PointValue = number | boolean | string | null;
@@ -140,8 +141,8 @@ export interface UpstreamEvents {
  * attempt (adapters never see the key store itself).
  */
 export interface UpstreamCredentials {
-  /** The TLS client key (PEM, in memory only) and its certificate chain. */
-  tlsClient?(): Promise<{ readonly key: Buffer; readonly cert: Buffer }>;
+  /** The TLS client key (unsealed once per process, in memory only) and its certificate chain. */
+  tlsClient?(): Promise<{ readonly key: KeyObject; readonly cert: Buffer }>;
   /** An expiring password (an IoT Hub SAS token); the adapter reconnects with a new one at `renewAt` (ms since the epoch). */
   password?(): Promise<{ readonly password: string; readonly renewAt: number }>;
 }

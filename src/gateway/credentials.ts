@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../core/config.js';
 import type { UpstreamCredentials } from '../core/types.js';
@@ -35,6 +35,7 @@ const CERT_WARN_MS = 30 * 86_400_000;
  */
 export class KeyStoreCredentials implements UpstreamCredentials {
   private identity: Promise<DeviceIdentity> | undefined;
+  private tlsKey: Promise<KeyObject> | undefined;
   private sas: SasTokenSource | undefined;
   private store: { backend: string; hardwareBacked: boolean } | undefined;
   private failures = 0;
@@ -48,11 +49,28 @@ export class KeyStoreCredentials implements UpstreamCredentials {
     private readonly now: () => number = Date.now,
   ) {}
 
-  tlsClient(): Promise<{ key: Buffer; cert: Buffer }> {
+  /**
+   * The TLS key is unsealed once per process into a KeyObject and kept; the
+   * certificate is read at each attempt, so a new one installed for the same
+   * key is used at the next connection.
+   */
+  tlsClient(): Promise<{ key: KeyObject; cert: Buffer }> {
     return this.counted(async () => {
-      const credentials = await (await this.open()).tlsCredentials();
-      this.noteCertificate(credentials.cert);
-      return credentials;
+      const identity = await this.open();
+      const cert = identity.tlsCertificate();
+      this.noteCertificate(cert);
+      return { key: await this.unsealedTlsKey(identity), cert };
+    });
+  }
+
+  private unsealedTlsKey(identity: DeviceIdentity): Promise<KeyObject> {
+    this.tlsKey ??= identity.tlsKey().then((key) => {
+      this.log.info({ backend: identity.store.backend }, 'TLS client key unsealed (once per process)');
+      return key;
+    });
+    return this.tlsKey.catch((err: unknown) => {
+      this.tlsKey = undefined;
+      throw err;
     });
   }
 

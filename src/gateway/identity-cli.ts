@@ -1,14 +1,16 @@
 /**
  * `guardian identity init | show | csr | install-cert | import-sas-key | attest | activate-credential`.
- * Run them as the user that runs Guardian (`sudo -u guardian …`); when run as
- * root, what they write in the state directory is handed to the directory's owner.
+ * They may run as root (the TPM owner authorization is root's): the files in
+ * the state directory are then read and written with the file-system identity
+ * of the directory's owner, never through a link, FIFO or hard link that user
+ * could have planted (src/identity/safe-fs.ts); nothing is chowned.
  */
 import { X509Certificate } from 'node:crypto';
-import { chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../core/config.js';
-import { GuardianError } from '../core/errors.js';
+import { GuardianError, hasCode } from '../core/errors.js';
 import { CERT_KEYS, DeviceIdentity, IDENTITY_KEY, type CertKey } from '../identity/identity.js';
 import { writeAtomic } from '../identity/records.js';
 import { createKeyStore } from '../identity/open.js';
@@ -29,19 +31,6 @@ export interface Io {
 
 const usage = (message: string): GuardianError => new GuardianError('GUARDIAN_E_USAGE', message);
 
-/** Root wrote files in the state directory: give them to the directory's owner (Guardian's user). */
-function adopt(config: GatewayConfig, files: readonly string[]): void {
-  if (process.getuid?.() !== 0 || !existsSync(config.gateway.stateDir)) return;
-  const { uid, gid } = statSync(config.gateway.stateDir);
-  if (uid === 0) return;
-  const walk = (p: string): void => {
-    if (!existsSync(p)) return;
-    chownSync(p, uid, gid);
-    if (statSync(p).isDirectory()) for (const f of readdirSync(p)) walk(path.join(p, f));
-  };
-  for (const f of files) walk(f);
-}
-
 function certKey(value: string | undefined): CertKey {
   const key = value ?? IDENTITY_KEY;
   if (!(CERT_KEYS as readonly string[]).includes(key)) throw usage(`--key must be ${CERT_KEYS.join(' or ')}`);
@@ -49,6 +38,15 @@ function certKey(value: string | undefined): CertKey {
 }
 
 export async function identityCommand(sub: string | undefined, file: string | undefined, args: IdentityArgs, config: GatewayConfig, log: Logger, io: Io): Promise<number> {
+  try {
+    return await identitySubcommand(sub, file, args, config, log, io);
+  } catch (err) {
+    if (hasCode(err, 'GUARDIAN_E_IDENTITY_UNSAFE_PATH')) log.error({ err }, 'identity: refused a planted file in the state directory; nothing was read or written through it');
+    throw err;
+  }
+}
+
+async function identitySubcommand(sub: string | undefined, file: string | undefined, args: IdentityArgs, config: GatewayConfig, log: Logger, io: Io): Promise<number> {
   const store = createKeyStore(config.identity, log);
   const identity = new DeviceIdentity(store, { deviceId: config.gateway.id, dir: config.identity.dir, log });
   await store.open();
@@ -56,7 +54,6 @@ export async function identityCommand(sub: string | undefined, file: string | un
     switch (sub) {
       case 'init': {
         const created = await identity.init();
-        adopt(config, [config.identity.dir, config.identity.plutonSim.secretFile]);
         const report = await identity.show();
         io.out(`${created.length === 0 ? 'already provisioned' : `provisioned: ${created.join(', ')}`} (${store.backend}${store.hardwareBacked ? '' : ', NOT hardware-backed'})\n`);
         for (const k of report.keys) if (k.fingerprint !== undefined) io.out(`  ${k.name}: sha256:${k.fingerprint}\n`);
@@ -91,7 +88,6 @@ export async function identityCommand(sub: string | undefined, file: string | un
           throw new GuardianError('GUARDIAN_E_CERT_INVALID', `cannot read ${file}: ${(err as Error).message}`, { file }, { cause: err });
         }
         const installed = await identity.installCert(pem, file);
-        adopt(config, [path.join(config.identity.dir, 'certs')]);
         io.out(`installed for the ${installed.key} key: ${installed.subject} (issued by ${installed.issuer}, valid until ${installed.notAfter})\n`);
         return 0;
       }
@@ -99,7 +95,6 @@ export async function identityCommand(sub: string | undefined, file: string | un
         const text = (await io.readStdin()).toString().trim();
         if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw usage('identity import-sas-key reads the base64 key (as the IoT Hub shows it) from stdin');
         await identity.importSasKey(Buffer.from(text, 'base64'));
-        adopt(config, [config.identity.dir]);
         io.out(`imported the SAS key into the ${store.backend} key store\n`);
         return 0;
       }

@@ -3,20 +3,20 @@
  * - `identity`: an ECC P-256 signing key that never leaves the store (the CSR
  *   for the device certificate is signed by it);
  * - `tls`: the MQTT/TLS client key. Node's TLS needs the private key in memory,
- *   so it is a software key generated here and sealed by the store; it is
- *   unsealed into memory for each connection and never written in the clear;
+ *   so it is a software key generated here and sealed by the store; the
+ *   daemon unseals it once per process into a KeyObject and never writes it;
  * - `sas`: the IoT Hub symmetric key, imported as an HMAC key;
  * - `attest` (TPM only): the attestation key for quotes.
  * Certificates issued for `identity` or `tls` live next to the keys in `certs/`.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import type { Logger } from 'pino';
 import { GuardianError, hasCode } from '../core/errors.js';
 import type { Endorsement, KeyStore, Quote } from './keystore.js';
 import { writeAtomic } from './records.js';
+import { readRegular, stateUser, type FileUser } from './safe-fs.js';
 import type { CertSummary, DigestSigner } from './x509.js';
 
 export const IDENTITY_KEY = 'identity';
@@ -48,8 +48,8 @@ export interface IdentityReport {
 }
 
 export interface TlsCredentials {
-  /** PKCS#8 PEM, in memory only. */
-  readonly key: Buffer;
+  /** Unsealed into memory (an OpenSSL key object); never written anywhere. */
+  readonly key: KeyObject;
   readonly cert: Buffer;
 }
 
@@ -60,7 +60,14 @@ export function fingerprint(publicKeyPem: string): string {
 }
 
 export class DeviceIdentity {
-  constructor(readonly store: KeyStore, private readonly options: IdentityOptions) {}
+  /** As root: certificates are read and written as the state directory's owner, never through a link (safe-fs.ts). */
+  private readonly user: FileUser;
+  private readonly base: string;
+
+  constructor(readonly store: KeyStore, private readonly options: IdentityOptions) {
+    this.base = path.dirname(options.dir);
+    this.user = stateUser(this.base);
+  }
 
   certFile(key: CertKey): string {
     return path.join(this.options.dir, 'certs', `${key}.crt`);
@@ -136,28 +143,34 @@ export class DeviceIdentity {
     if (leaf.notBefore.getTime() > now.getTime()) {
       this.options.log.warn({ notBefore: info.notBefore }, 'identity: the certificate is not valid yet; check the clock (a Raspberry Pi without RTC starts with a stale time)');
     }
-    writeAtomic(this.certFile(key), `${chain.map((c) => c.toString('pem')).join('\n')}\n`);
+    const file = this.certFile(key);
+    this.user.run(() => writeAtomic(file, `${chain.map((c) => c.toString('pem')).join('\n')}\n`, this.base));
     this.options.log.info({ key, subject: info.subject, notAfter: info.notAfter }, 'identity: certificate installed');
     return { key, ...info };
   }
 
   certificate(key: CertKey): Buffer | undefined {
     try {
-      return readFileSync(this.certFile(key));
+      return this.user.run(() => readRegular(this.certFile(key), this.base));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (err instanceof GuardianError) throw err;
       throw new GuardianError('GUARDIAN_E_KEYSTORE_IO', `cannot read ${this.certFile(key)}: ${(err as Error).message}`, { file: this.certFile(key) }, { cause: err });
     }
   }
 
-  /** The MQTT/TLS client key (unsealed into memory) and its certificate. */
-  async tlsCredentials(): Promise<TlsCredentials> {
+  /** The MQTT/TLS client certificate (read each time: a newly installed one is picked up). */
+  tlsCertificate(): Buffer {
     const cert = this.certificate(TLS_KEY);
     if (cert === undefined) {
       throw new GuardianError('GUARDIAN_E_KEYSTORE_MISSING', 'no certificate for the TLS key: run `guardian identity csr --key tls --subject …`, have it signed, then `guardian identity install-cert FILE`', { name: TLS_KEY });
     }
-    const key = (await this.tlsKey()).export({ format: 'pem', type: 'pkcs8' });
-    return { key: Buffer.from(key), cert };
+    return cert;
+  }
+
+  /** The MQTT/TLS client key (unsealed into memory now) and its certificate. */
+  async tlsCredentials(): Promise<TlsCredentials> {
+    const cert = this.tlsCertificate();
+    return { key: await this.tlsKey(), cert };
   }
 
   importSasKey(secret: Buffer): Promise<unknown> {
@@ -195,7 +208,8 @@ export class DeviceIdentity {
     return { deviceId: this.options.deviceId, backend: this.store.backend, hardwareBacked: this.store.hardwareBacked, keys };
   }
 
-  private async tlsKey(): Promise<KeyObject> {
+  /** Unseals the TLS key into a KeyObject (the DER it came from is wiped). */
+  async tlsKey(): Promise<KeyObject> {
     const der = await this.store.unseal(TLS_KEY);
     try {
       return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });

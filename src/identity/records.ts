@@ -1,15 +1,19 @@
 /**
  * The key store's files: `<dir>/store.json` (the root) and `<dir>/keys/<name>.json`
  * (one per object). They hold public keys and wrapped or encrypted blobs only.
- * Every write is atomic (temp file, fsync, rename, fsync of the directory) with
- * mode 0600; every read is validated, and a damaged file is refused with
+ * Every write is atomic (temp file with a random name, fsync, rename, fsync of
+ * the directory) with mode 0600; no link is followed (`safe-fs.ts`), and as
+ * root the files are read and written as the state directory's owner. Every
+ * read is validated, and a damaged file is refused with
  * GUARDIAN_E_KEYSTORE_CORRUPT naming it.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { GuardianError } from '../core/errors.js';
 import { checkName, type Backend, type KeyInfo, type ObjectKind } from './keystore.js';
+import { processPlace, type SecretPlace } from './secret-file.js';
+import { checkDirs, readRegular, stateUser, sweepTemps, writeFileSafe, type FileUser } from './safe-fs.js';
 
 export const FORMAT = 'guardian-keystore/1';
 
@@ -60,36 +64,32 @@ function ioError(what: string, file: string, cause: unknown): GuardianError {
   return new GuardianError('GUARDIAN_E_KEYSTORE_IO', `cannot ${what} key store file ${file}: ${(cause as Error).message}`, { file }, { cause });
 }
 
-export function writeAtomic(file: string, content: string | Buffer): void {
+/** An atomic write (see safe-fs.ts) of a file that is not a secret; an unsafe existing file is refused. */
+export function writeAtomic(file: string, content: string | Buffer, base = path.dirname(file)): void {
   try {
-    writeFileAtomic(file, content);
+    writeFileSafe(file, typeof content === 'string' ? Buffer.from(content) : content, 'replace', base);
   } catch (err) {
+    if (err instanceof GuardianError) throw err;
     throw ioError('write', file, err);
   }
 }
 
-function writeFileAtomic(file: string, content: string | Buffer): void {
-  const dir = path.dirname(file);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-}
-
 export class RecordFiles {
-  constructor(readonly dir: string) {}
+  /** As root: the state directory's owner (the parent of `dir`). */
+  readonly user: FileUser;
+  readonly base: string;
+  private readonly state: ReturnType<typeof stateUser>;
+
+  constructor(readonly dir: string) {
+    this.base = path.dirname(dir);
+    this.state = stateUser(this.base);
+    this.user = this.state;
+  }
+
+  /** Where a secret file is handled: as the state directory's owner when it is in it, else as the process. */
+  secretPlace(file: string): SecretPlace {
+    return this.state.covers(file) ? { user: this.user, base: this.base } : processPlace(file);
+  }
 
   get rootFile(): string {
     return path.join(this.dir, 'store.json');
@@ -108,7 +108,7 @@ export class RecordFiles {
 
   writeRoot(record: Omit<RootRecord, 'format' | 'created'>): RootRecord {
     const full: RootRecord = { format: FORMAT, created: new Date().toISOString(), ...record };
-    writeAtomic(this.rootFile, `${JSON.stringify(full, null, 2)}\n`);
+    this.user.run(() => writeAtomic(this.rootFile, `${JSON.stringify(full, null, 2)}\n`, this.base));
     return full;
   }
 
@@ -125,17 +125,29 @@ export class RecordFiles {
 
   write(record: Omit<ObjectRecord, 'format' | 'created'>): ObjectRecord {
     const full: ObjectRecord = { format: FORMAT, created: new Date().toISOString(), ...record };
-    writeAtomic(this.objectFile(record.name), `${JSON.stringify(full, null, 2)}\n`);
+    this.user.run(() => writeAtomic(this.objectFile(record.name), `${JSON.stringify(full, null, 2)}\n`, this.base));
     return full;
   }
 
+  /** Removes the temp files a crash left behind (see safe-fs.ts); returns how many. */
+  sweep(): number {
+    return this.user.run(() => {
+      checkDirs(this.objectFile('x'), this.base);
+      checkDirs(path.join(this.dir, 'certs', 'x'), this.base);
+      return sweepTemps(this.dir) + sweepTemps(path.join(this.dir, 'keys')) + sweepTemps(path.join(this.dir, 'certs'));
+    });
+  }
+
   remove(name: string): void {
-    rmSync(this.objectFile(name), { force: true });
+    this.user.run(() => rmSync(this.objectFile(name), { force: true }));
   }
 
   names(): string[] {
     try {
-      return readdirSync(path.join(this.dir, 'keys')).filter((f) => /^[a-z][a-z0-9-]{0,31}\.json$/.test(f)).map((f) => f.slice(0, -5)).sort();
+      return this.user.run(() => {
+        checkDirs(this.objectFile('x'), this.base);
+        return readdirSync(path.join(this.dir, 'keys'));
+      }).filter((f) => /^[a-z][a-z0-9-]{0,31}\.json$/.test(f)).map((f) => f.slice(0, -5)).sort();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
@@ -143,13 +155,15 @@ export class RecordFiles {
   }
 
   private readJson(file: string): unknown {
-    let text: string;
+    let bytes: Buffer | undefined;
     try {
-      text = readFileSync(file, 'utf8');
+      bytes = this.user.run(() => readRegular(file, this.base));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (err instanceof GuardianError) throw err;
       throw ioError('read', file, err);
     }
+    if (bytes === undefined) return undefined;
+    const text = bytes.toString('utf8');
     try {
       return JSON.parse(text) as unknown;
     } catch (err) {

@@ -7,6 +7,7 @@
  * backed: whoever copies the secret file and the state directory has the keys.
  */
 import { createCipheriv, createDecipheriv, createHmac, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import path from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import type { Logger } from 'pino';
 import { GuardianError } from '../../core/errors.js';
@@ -14,7 +15,8 @@ import {
   checkDigest, checkName, checkSecret, MAX_HMAC_KEY_BYTES, MAX_SEALED_BYTES, missing, settle, type KeyInfo, type KeyStore, type ObjectKind, type Quote, type Endorsement,
 } from '../keystore.js';
 import { blob, corrupt, describeRecord, FORMAT, listRecords, RecordFiles, info, type ObjectRecord } from '../records.js';
-import { createSecretFile, readSecretFile } from '../secret-file.js';
+import { sweepTemps } from '../safe-fs.js';
+import { createSecretFile, readSecretFile, type SecretPlace } from '../secret-file.js';
 
 export interface PlutonSimOptions {
   /** The key store directory (`<stateDir>/identity`). */
@@ -30,14 +32,18 @@ const CHECK = 'guardian pluton-sim key check v1';
 
 const WHAT = 'device secret';
 
-function readSecret(file: string): Buffer {
-  return readSecretFile(file, WHAT, (b) => (b.length === SECRET_BYTES ? undefined : `${b.length} bytes, expected ${SECRET_BYTES}`));
+function readSecret(file: string, place: SecretPlace): Buffer {
+  return readSecretFile(file, WHAT, (b) => (b.length === SECRET_BYTES ? undefined : `${b.length} bytes, expected ${SECRET_BYTES}`), place);
 }
 
-function createSecret(file: string): void {
+/** Creates the device secret unless it exists (a crashed provisioning's secret is kept: nothing was made with another). */
+function createSecret(file: string, place: SecretPlace): void {
   const secret = randomBytes(SECRET_BYTES);
-  createSecretFile(file, WHAT, secret);
-  secret.fill(0);
+  try {
+    createSecretFile(file, WHAT, secret, place);
+  } finally {
+    secret.fill(0);
+  }
 }
 
 export class PlutonSimKeyStore implements KeyStore {
@@ -74,14 +80,27 @@ export class PlutonSimKeyStore implements KeyStore {
     return settle(() => this.provisionSync());
   }
 
+  /**
+   * Crash-safe: the secret is written (temp, fsync, link, fsync of the
+   * directory) before the root record that depends on it, and each record is
+   * written atomically, so a provisioning killed at any point is resumed by the
+   * next one; the temp files it left are removed.
+   */
   private provisionSync(): void {
+    const place = this.place;
+    const removed = this.files.sweep() + place.user.run(() => sweepTemps(path.dirname(this.options.secretFile), path.basename(this.options.secretFile)));
+    if (removed > 0) this.options.log.warn({ dir: this.options.dir, removed }, 'key store: removed temp files an interrupted write left');
     if (this.files.readRoot() === undefined) {
-      createSecret(this.options.secretFile);
+      createSecret(this.options.secretFile, place);
       const salt = randomBytes(16);
-      const kek = this.derive(readSecret(this.options.secretFile), salt);
+      const kek = this.derive(readSecret(this.options.secretFile, place), salt);
       this.files.writeRoot({ backend: this.backend, data: { salt: salt.toString('base64'), check: check(kek).toString('base64') } });
     }
     this.key();
+  }
+
+  private get place(): SecretPlace {
+    return this.files.secretPlace(this.options.secretFile);
   }
 
   describe(name: string): Promise<KeyInfo | undefined> {
@@ -184,7 +203,7 @@ export class PlutonSimKeyStore implements KeyStore {
     const root = this.files.readRoot();
     if (root === undefined) throw missing('store.json', undefined);
     if (root.backend !== this.backend) throw corrupt(this.files.rootFile, `it belongs to the ${root.backend} backend`);
-    const kek = this.derive(readSecret(this.options.secretFile), blob(root, 'salt', this.files.rootFile));
+    const kek = this.derive(readSecret(this.options.secretFile, this.place), blob(root, 'salt', this.files.rootFile));
     const expected = blob(root, 'check', this.files.rootFile);
     const actual = check(kek);
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {

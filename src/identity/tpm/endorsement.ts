@@ -17,6 +17,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { GuardianError, hasCode } from '../../core/errors.js';
 import type { Endorsement } from '../keystore.js';
+import { ramDir } from './ram-dir.js';
 import { baseRc, scratch, type TpmTools } from './tools.js';
 
 /** The TCG EK Credential Profile's index for the RSA 2048 EK certificate. */
@@ -33,7 +34,7 @@ const CREDENTIAL_MAGIC = 0xbadcc0de;
  */
 const INPUT_RCS = new Set([0x084, 0x095, 0x09f, 0x101]);
 
-type Scratch = ReturnType<typeof scratch>;
+type Scratch = Pick<ReturnType<typeof scratch>, 'file'>;
 
 async function createEk(tools: TpmTools, s: Scratch, publicPem?: string): Promise<string> {
   await tools.run('tpm2_createek', ['-c', s.file('ek.ctx'), '-G', 'rsa', ...(publicPem === undefined ? [] : ['-u', publicPem, '-f', 'pem'])]);
@@ -93,7 +94,8 @@ export function checkCredential(credential: Buffer): void {
 /** TPM2_ActivateCredential with the attestation key and the EK: the challenge the verifier encrypted, or a refusal. */
 export async function activateCredential(tools: TpmTools, akHandle: string, credential: Buffer): Promise<Buffer> {
   checkCredential(credential);
-  const s = scratch();
+  // the credential and the challenge it releases only ever touch memory
+  const s = ramDir();
   const session = s.file('session.ctx');
   try {
     writeFileSync(s.file('cred'), credential);

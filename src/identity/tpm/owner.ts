@@ -4,10 +4,9 @@
  * line). Needed to create and persist keys, not to use them.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { GuardianError, hasCode } from '../../core/errors.js';
-import { createSecretFile, readSecretFile } from '../secret-file.js';
+import { createSecretFile, processPlace, readSecretFile, type SecretPlace } from '../secret-file.js';
 import { rcHex, scratch, type TpmTools } from './tools.js';
 
 const AUTH = 'TPM owner authorization';
@@ -17,7 +16,7 @@ function authCheck(bytes: Buffer): string | undefined {
 }
 
 export class OwnerAuth {
-  constructor(private readonly tools: TpmTools, private readonly file: string, private readonly log: Logger) {}
+  constructor(private readonly tools: TpmTools, private readonly file: string, private readonly log: Logger, private readonly place: SecretPlace = processPlace(file)) {}
 
   /** The tpm2-tools argument for `-P` / `-p`. */
   get arg(): string {
@@ -26,7 +25,7 @@ export class OwnerAuth {
 
   /** The file exists, is private and well-formed (its value is checked by the TPM when used). */
   check(): void {
-    readSecretFile(this.file, AUTH, authCheck).fill(0);
+    readSecretFile(this.file, AUTH, authCheck, this.place).fill(0);
   }
 
   /**
@@ -45,36 +44,39 @@ export class OwnerAuth {
   }
 
   /**
-   * Checks the owner authorization file. At provisioning, while the TPM's owner
-   * authorization is still empty, sets it: to a new random value written to the
-   * file when there is no file, or to the file's value (one an operator wrote,
-   * or one a run that crashed before changing it left behind).
-   */
-  /**
    * At provisioning, while the TPM's owner authorization is still empty, sets
-   * it: to a new random value written to the file when there is no file, or to
-   * the file's value (one an operator wrote, or one a run that crashed before
-   * changing it left behind).
+   * it: to a new random value when there is no file, or to the file's value
+   * (one an operator wrote, or one an interrupted run left behind).
+   *
+   * Crash-safe: the file is on disk (temp, fsync, link, fsync of the
+   * directory) before tpm2_changeauth runs, and it is never deleted or
+   * replaced afterwards: the TPM may hold its value even when the call
+   * failed (killed, timed out, the TPM went away after answering). A rerun
+   * asks the TPM: the change succeeds while its authorization is still empty,
+   * and is refused (TPM_RC_BAD_AUTH) once it holds ours, which the primary key
+   * then proves.
    */
   async ensure(): Promise<void> {
     const file = this.file;
     const value = Buffer.from(`hex:${randomBytes(32).toString('hex')}`);
-    const created = createSecretFile(file, AUTH, value);
-    value.fill(0);
+    let created: boolean;
+    try {
+      created = createSecretFile(file, AUTH, value, this.place);
+    } finally {
+      value.fill(0);
+    }
     this.check();
+    this.log.info({ file, step: 'owner-auth-written', created }, 'provisioning: TPM owner authorization file on disk');
     try {
       await this.tools.run('tpm2_changeauth', ['-c', 'owner', `file:${file}`]);
-      this.log.info({ file }, 'key store: TPM owner authorization set');
+      this.log.info({ file, step: 'owner-auth-set' }, 'key store: TPM owner authorization set');
     } catch (err) {
-      if (!hasCode(err, 'GUARDIAN_E_KEYSTORE_AUTH')) {
-        if (created) rmSync(file, { force: true });
-        throw err;
-      }
-      // the TPM already has an owner authorization: ours (checked next by creating the primary key) or someone else's
+      if (!hasCode(err, 'GUARDIAN_E_KEYSTORE_AUTH')) throw err;
+      // the TPM already has an owner authorization: ours (set by an interrupted run; the primary key checks it) or someone else's
       if (created) {
-        rmSync(file, { force: true });
-        throw new GuardianError('GUARDIAN_E_KEYSTORE_AUTH', `the TPM already has an owner authorization; write it to ${file} (mode 0600) as hex:<hex> or str:<text>`, { file, rc: rcHex(0x9a2) }, { cause: err });
+        throw new GuardianError('GUARDIAN_E_KEYSTORE_AUTH', `the TPM already has an owner authorization; write it to ${file} (mode 0600) as hex:<hex> or str:<text>, replacing the value this run generated`, { file, rc: rcHex(0x9a2) }, { cause: err });
       }
+      this.log.info({ file, step: 'owner-auth-present' }, 'provisioning: the TPM already has an owner authorization; checking it is the one in the file');
     }
   }
 }

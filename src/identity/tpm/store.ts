@@ -56,16 +56,22 @@ export class TpmKeyStore implements KeyStore {
   private readonly owner: OwnerAuth;
 
   constructor(private readonly options: TpmOptions) {
-    this.tools = new TpmTools(options.tcti);
-    this.owner = new OwnerAuth(this.tools, options.ownerAuthFile, options.log);
+    this.tools = new TpmTools(options.tcti, options.log);
     this.files = new RecordFiles(options.dir);
+    this.owner = new OwnerAuth(this.tools, options.ownerAuthFile, options.log, this.files.secretPlace(options.ownerAuthFile));
   }
 
   private get primary(): string {
     return hex(this.options.handleBase);
   }
 
-  /** Flushes what a crashed run left loaded and checks that the persisted keys are the recorded ones. */
+  /**
+   * Flushes what a crashed run left loaded and checks that the persisted keys
+   * are the recorded ones. A recorded key the TPM does not hold (evicted, or a
+   * provisioning interrupted between recording and persisting it) is logged
+   * with GUARDIAN_E_KEYSTORE_MISSING, not fatal: `identity init` persists it
+   * again, and using it fails with that code until then.
+   */
   open(): Promise<void> {
     return this.serial.run(async () => {
       await this.flush();
@@ -75,7 +81,11 @@ export class TpmKeyStore implements KeyStore {
       await this.checkRoot(root);
       for (const name of this.files.names()) {
         const record = this.files.read(name, this.backend);
-        if (record !== undefined && (record.kind === 'sign' || record.kind === 'attest')) await this.checkPersisted(record, false);
+        if (record === undefined || (record.kind !== 'sign' && record.kind !== 'attest')) continue;
+        await this.checkPersisted(record, false).catch((err: unknown) => {
+          if (!hasCode(err, 'GUARDIAN_E_KEYSTORE_MISSING')) throw err;
+          this.options.log.warn({ err, key: name }, (err as Error).message);
+        });
       }
     });
   }
@@ -88,8 +98,15 @@ export class TpmKeyStore implements KeyStore {
     return settle(() => this.files.readRoot() !== undefined);
   }
 
+  /**
+   * Resumable: each step is checked against the TPM before it is done (the
+   * owner authorization, the primary key at its handle, the root record), so
+   * a run killed after any tpm2 call is completed by the next one.
+   */
   provision(): Promise<void> {
     return this.serial.run(async () => {
+      const removed = this.files.sweep();
+      if (removed > 0) this.options.log.warn({ dir: this.options.dir, removed }, 'key store: removed temp files an interrupted write left');
       await this.flush();
       await this.owner.ensure();
       const s = scratch();
@@ -102,6 +119,7 @@ export class TpmKeyStore implements KeyStore {
         });
         if (current === undefined) {
           await this.tools.run('tpm2_evictcontrol', ['-C', 'o', '-P', this.authArg(), '-c', s.file('primary.ctx'), this.primary]);
+          this.options.log.info({ handle: this.primary, step: 'primary-persisted' }, 'provisioning: primary key persisted');
         } else if (current !== name) {
           throw new GuardianError('GUARDIAN_E_TPM', `persistent handle ${this.primary} holds another object; free it (tpm2_evictcontrol) or set identity.tpm.handleBase to a free range`, { handle: this.primary });
         }
@@ -314,12 +332,17 @@ export class TpmKeyStore implements KeyStore {
     try {
       await this.tools.run('tpm2_create', ['-C', this.primary, ...(kind === 'sign' ? SIGN : ATTEST), '-u', s.file('pub'), '-r', s.file('priv')]);
       await this.tools.run('tpm2_load', ['-C', this.primary, '-u', s.file('pub'), '-r', s.file('priv'), '-c', s.file('key.ctx')]);
-      await this.tools.run('tpm2_evictcontrol', ['-C', 'o', '-P', this.authArg(), '-c', s.file('key.ctx'), hex(handle)]);
-      await this.tools.run('tpm2_readpublic', ['-c', hex(handle), '-f', 'pem', '-o', s.file('key.pem'), '-n', s.file('name')]);
-      return info(this.files.write({
+      await this.tools.run('tpm2_readpublic', ['-c', s.file('key.ctx'), '-f', 'pem', '-o', s.file('key.pem'), '-n', s.file('name')]);
+      // the record is the journal: written (fsynced) before the key is persisted, so a run killed
+      // in between neither loses the key nor leaks its handle; the next init persists it (checkPersisted)
+      const record = this.files.write({
         backend: this.backend, name, kind, publicKeyPem: readFileSync(s.file('key.pem'), 'utf8'),
         data: { handle, name: readFileSync(s.file('name')).toString('hex'), public: b64(s.file('pub')), private: b64(s.file('priv')) },
-      }));
+      });
+      this.options.log.info({ key: name, handle: hex(handle), step: 'key-recorded' }, 'provisioning: key recorded');
+      await this.tools.run('tpm2_evictcontrol', ['-C', 'o', '-P', this.authArg(), '-c', s.file('key.ctx'), hex(handle)]);
+      this.options.log.info({ key: name, handle: hex(handle), step: 'key-persisted' }, 'provisioning: key persisted');
+      return info(record);
     } finally {
       s.remove();
       await this.flush();

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { GuardianError, type ErrorCode } from '../../core/errors.js';
 import { systemBinary } from '../../core/system-bin.js';
 
@@ -114,9 +115,21 @@ export class TpmTools {
   /** Tools started so far (benchmarks count them). */
   calls = 0;
 
-  constructor(readonly tcti: string) {}
+  constructor(readonly tcti: string, private readonly log?: Logger) {}
 
+  /** Runs the tool; a debug line says each call ended (provisioning's crash tests count them). */
   run(tool: TpmTool, args: readonly string[], options: RunOptions = {}): Promise<Buffer> {
+    const call = this.calls + 1;
+    return this.spawnTool(tool, args, options).then((out) => {
+      this.log?.debug({ tool, call, ok: true }, 'tpm2 call ended');
+      return out;
+    }, (err: unknown) => {
+      this.log?.debug({ tool, call, ok: false }, 'tpm2 call ended');
+      throw err;
+    });
+  }
+
+  private spawnTool(tool: TpmTool, args: readonly string[], options: RunOptions): Promise<Buffer> {
     this.calls += 1;
     const fd3 = options.fd3 === undefined ? undefined : unlinkedFile(options.fd3);
     return new Promise<Buffer>((resolve, reject) => {

@@ -1,3 +1,5 @@
+import type { KeyObject } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { Backoff } from '../../core/backoff.js';
@@ -5,7 +7,7 @@ import type { MqttConfig } from '../../core/config.js';
 import { GuardianError } from '../../core/errors.js';
 import { SafeEmitter } from '../../core/events.js';
 import type { UpstreamAdapter, UpstreamCredentials, UpstreamEvents, UpstreamMessage } from '../../core/types.js';
-import { readTlsFiles, type TlsMaterial } from './tls.js';
+import { clientContext, readTlsFiles, type TlsMaterial } from './tls.js';
 import { Topics } from './topics.js';
 
 export interface MqttUpstreamOptions {
@@ -19,7 +21,7 @@ export interface MqttUpstreamOptions {
 
 /** What one connection attempt authenticates with. */
 interface Secrets {
-  readonly tlsClient?: { readonly key: Buffer; readonly cert: Buffer };
+  readonly tlsClient?: { readonly key: KeyObject; readonly cert: Buffer };
   readonly password?: { readonly password: string; readonly renewAt: number };
 }
 
@@ -49,6 +51,8 @@ export class MqttUpstream implements UpstreamAdapter {
   /** Changes on every start and stop. */
   private generation = 0;
   private tls: TlsMaterial | undefined;
+  /** The TLS context with the key store's client key, made once and reused while the certificate stays the same. */
+  private identityContext: { readonly cert: Buffer; readonly context: SecureContext } | undefined;
   private readonly backoff: Backoff;
   private readonly events: SafeEmitter<UpstreamEvents>;
   private readonly pending = new Set<Pending>();
@@ -142,10 +146,19 @@ export class MqttUpstream implements UpstreamAdapter {
     if (this.tls !== undefined) {
       Object.assign(opts, { ca: this.tls.ca, rejectUnauthorized: true });
       if (this.tls.cert !== undefined) Object.assign(opts, { cert: this.tls.cert, key: this.tls.key });
-      if (secrets.tlsClient !== undefined) Object.assign(opts, { cert: secrets.tlsClient.cert, key: secrets.tlsClient.key });
+      if (secrets.tlsClient !== undefined) Object.assign(opts, { secureContext: this.contextFor(this.tls.ca, secrets.tlsClient) });
       if (config.tls?.servername !== undefined) opts.servername = config.tls.servername;
     }
     return opts;
+  }
+
+  /** One TLS context per client certificate: the key goes to OpenSSL once, not as a PEM per connection. */
+  private contextFor(ca: Buffer, client: { readonly key: KeyObject; readonly cert: Buffer }): SecureContext {
+    if (this.identityContext?.cert.equals(client.cert) !== true) {
+      this.identityContext = { cert: client.cert, context: clientContext(ca, client.cert, client.key) };
+      this.options.log.info('TLS client context made with the key store\'s key');
+    }
+    return this.identityContext.context;
   }
 
   /** The key store's credentials for this attempt; a failure is retried with backoff like a refused connection. */

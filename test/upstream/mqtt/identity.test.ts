@@ -104,8 +104,21 @@ for (const [backend, makeRig] of Object.entries(rigs)) {
     t.ok(logs.lines.some((l) => l.level === 40 && l.msg === 'the TLS client certificate expires in 30 days: install a new one with `guardian identity install-cert`'),
       'a certificate within 30 days of its end is warned about');
 
+    // a reconnect (the broker is killed and comes back) uses the same key: unsealed once per process,
+    // given to OpenSSL once (one TLS context), not a PEM per connection
+    const reconnected = new Promise<void>((resolve) => up.on('connected', resolve));
+    await broker.kill();
+    await broker.start();
+    await reconnected;
+    t.equal(up.connections, 2, 'connected again after the broker came back');
+    t.equal(logs.lines.filter((l) => l.msg === 'TLS client key unsealed (once per process)').length, 1, 'the TLS key was unsealed once for both connections');
+    t.equal(logs.lines.filter((l) => l.msg === 'TLS client context made with the key store\'s key').length, 1, 'one TLS context for both connections');
+    if (backend === 'tpm') {
+      t.equal(logs.lines.filter((l) => l.msg === 'tpm2 call ended' && l['tool'] === 'tpm2_unseal').length, 1, 'the TPM was asked to unseal once');
+    }
+
     const { key } = await identity.tlsCredentials();
-    const der = Buffer.from(key.toString().replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const der = key.export({ format: 'der', type: 'pkcs8' });
     const hits = filesUnder(tmp).concat(filesUnder(rig.dir)).filter((f) => {
       const content = readFileSync(f);
       return content.includes(der) || content.includes(Buffer.from(der.toString('base64').slice(0, 64)));
