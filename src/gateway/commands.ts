@@ -49,7 +49,7 @@ export class LoggedWriteGate implements WriteGate {
     const decision = this.gate.decide(request);
     const what = {
       requester: request.requester, device: request.device, table: request.table, address: request.address, count: request.count,
-      kind: request.kind, ...(request.point === undefined ? {} : { point: request.point }), values: request.values,
+      kind: request.kind, ...(request.point === undefined ? {} : { point: request.point }), data: request.data, written: request.written,
     };
     if (decision.allowed) this.log.info({ ...what, decision: 'allowed' }, `write allowed: ${request.device} ${request.table} ${request.address}`);
     else this.log.warn({ ...what, decision: 'denied', code: 'GUARDIAN_E_WRITE_DENIED', reason: decision.reason }, `write denied: ${decision.message}`);
