@@ -2,7 +2,7 @@
 // guardian/<gw>/<device>/command/<name> are answered on …/reply/<name> with
 // {status, data | error, transaction}; writes the manifest allows reach the device,
 // everything else is answered with its reason and never reaches the device.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startGateway } from '../fixtures/gateway.js';
 import { connectClient, startMosquitto, subscribe, type Message } from '../fixtures/mosquitto.js';
 import { startModbusServer } from '../fixtures/pymodbus.js';
@@ -12,16 +12,18 @@ const body = (m: Message): Reply => JSON.parse(m.payload.toString()) as Reply;
 /** A command payload sent now: `ts` is the epoch milliseconds when it was sent. */
 const sent = (o: Record<string, unknown>, ts = Date.now()): string => JSON.stringify({ ...o, ts });
 
-void t.test('command topics → write policy → device → reply', async (t) => {
+/** Mosquitto, a pymodbus boiler (setpoint uint32 at 0, mode 5 at 10) and a `guardian run` with this commands config and write policy. */
+async function commandRig(t: Test, id: string, holding: number[], commands: Record<string, unknown>, policy: Record<string, unknown>) {
   const broker = await startMosquitto(t);
-  const modbus = await startModbusServer(t, { mode: 'tcp', units: { 1: { holding: { 0: [0, 0, 0], 10: [5] } } } });
-  const base = 'guardian/gw-cmd/boiler';
+  const modbus = await startModbusServer(t, { mode: 'tcp', units: { 1: { holding: { 0: holding, 10: [5] } } } });
+  const base = `guardian/${id}/boiler`;
   const replies = await subscribe(t, broker.url, `${base}/reply/+`);
   const telemetry = await subscribe(t, broker.url, `${base}/telemetry`);
   const gw = await startGateway(t, {
     version: 1,
-    gateway: { id: 'gw-cmd', shutdownTimeoutMs: 2000 },
+    gateway: { id, shutdownTimeoutMs: 2000 },
     upstream: { mqtt: { url: broker.url, reconnect: { initialMs: 100, maxMs: 500 } } },
+    commands,
     buses: [{
       name: 'plc', type: 'tcp', host: '127.0.0.1', port: modbus.port,
       devices: [{
@@ -29,15 +31,20 @@ void t.test('command topics → write policy → device → reply', async (t) =>
         points: [{ name: 'setpoint', table: 'holding', address: 0, type: 'uint32' }, { name: 'mode', table: 'holding', address: 10, type: 'uint16' }],
       }],
     }],
-  }, { writePolicy: { boiler: { Allow: [{ Table: 'holding', Addresses: [0, 1], Min: 0, Max: 100000 }], MaxWritesPerMinute: 3 } } });
+  }, { writePolicy: { boiler: policy } });
   await gw.waitForLog((l) => l.msg === 'receiving commands');
   const client = await connectClient(t, broker.url);
   const ask = async (name: string, payload: string, opts: { retain?: boolean } = {}): Promise<Reply> => {
     const seen = replies.messages.length;
     await client.publishAsync(`${base}/command/${name}`, payload, { qos: 1, retain: opts.retain ?? false });
-    const m = await replies.waitFor((x) => replies.messages.indexOf(x) >= seen && x.topic === `${base}/reply/${name}`);
-    return body(m);
+    return body(await replies.waitFor((x) => replies.messages.indexOf(x) >= seen && x.topic === `${base}/reply/${name}`));
   };
+  return { broker, modbus, gw, replies, telemetry, client, ask };
+}
+
+void t.test('command topics → write policy → device → reply', async (t) => {
+  const { broker, modbus, gw, replies, telemetry, client, ask } = await commandRig(t, 'gw-cmd', [0, 0, 0], {}, { Allow: [{ Table: 'holding', Addresses: [0, 1], Min: 0, Max: 100000 }], MaxWritesPerMinute: 3 });
+  const base = 'guardian/gw-cmd/boiler';
   t.same(await ask('read', sent({ point: 'mode', transaction: 'r1' })), { status: 200, data: { point: 'mode', value: 5 }, transaction: 'r1' });
 
   // the first poll comes up to 1 s after start; count device requests only after it
@@ -88,29 +95,8 @@ void t.test('command topics → write policy → device → reply', async (t) =>
 });
 
 void t.test('expiry: old, future-dated and undated commands are refused and answered; reads are rate-limited per device', async (t) => {
-  const broker = await startMosquitto(t);
-  const modbus = await startModbusServer(t, { mode: 'tcp', units: { 1: { holding: { 0: [0, 0], 10: [5] } } } });
-  const base = 'guardian/gw-exp/boiler';
-  const replies = await subscribe(t, broker.url, `${base}/reply/+`);
-  const telemetry = await subscribe(t, broker.url, `${base}/telemetry`);
-  const gw = await startGateway(t, {
-    version: 1,
-    gateway: { id: 'gw-exp', shutdownTimeoutMs: 2000 },
-    upstream: { mqtt: { url: broker.url, reconnect: { initialMs: 100, maxMs: 500 } } },
-    commands: { maxAgeMs: 30_000, maxFutureMs: 5_000, maxReadsPerMinute: 3 },
-    buses: [{
-      name: 'plc', type: 'tcp', host: '127.0.0.1', port: modbus.port,
-      devices: [{ name: 'boiler', unitId: 1, pollIntervalMs: 600_000, timeoutMs: 500, points: [{ name: 'setpoint', table: 'holding', address: 0, type: 'uint32' }, { name: 'mode', table: 'holding', address: 10, type: 'uint16' }] }],
-    }],
-  }, { writePolicy: { boiler: { Allow: [{ Table: 'holding', Addresses: [0, 1] }] } } });
-  await gw.waitForLog((l) => l.msg === 'receiving commands');
+  const { modbus, gw, telemetry, ask } = await commandRig(t, 'gw-exp', [0, 0], { maxAgeMs: 30_000, maxFutureMs: 5_000, maxReadsPerMinute: 3 }, { Allow: [{ Table: 'holding', Addresses: [0, 1] }] });
   await telemetry.waitFor(() => true);
-  const client = await connectClient(t, broker.url);
-  const ask = async (name: string, payload: string): Promise<Reply> => {
-    const seen = replies.messages.length;
-    await client.publishAsync(`${base}/command/${name}`, payload, { qos: 1 });
-    return body(await replies.waitFor((x) => replies.messages.indexOf(x) >= seen && x.topic === `${base}/reply/${name}`));
-  };
   const before = await modbus.requests();
   const now = Date.now();
   const refused: [string, Partial<Reply>, RegExp][] = [
