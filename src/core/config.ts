@@ -123,6 +123,18 @@ export interface OutboxConfig {
   readonly policy: 'drop-oldest' | 'stop-polling';
 }
 
+/** Cloud-to-device commands (README "Device commands and the write policy"). */
+export interface CommandsConfig {
+  /** Refuse commands without `ts`. */
+  readonly requireTs: boolean;
+  /** A command older than this (by its `ts`) is refused. */
+  readonly maxAgeMs: number;
+  /** A `ts` at most this far in the future is accepted (clock skew). */
+  readonly maxFutureMs: number;
+  /** Read commands per device in a sliding minute. */
+  readonly maxReadsPerMinute: number;
+}
+
 export interface GatewayConfig {
   readonly version: 1;
   readonly gateway: {
@@ -133,6 +145,7 @@ export interface GatewayConfig {
   };
   readonly outbox: OutboxConfig;
   readonly health: { readonly intervalMs: number };
+  readonly commands: CommandsConfig;
   readonly firewall: { readonly manifest: string };
   readonly identity: IdentityConfig;
   readonly upstream: { readonly mqtt: MqttConfig };

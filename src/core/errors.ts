@@ -41,6 +41,8 @@ export const ErrorCodes = {
   GUARDIAN_E_COMMAND_INVALID: { hint: 'The command is malformed (not a JSON object, unknown or missing fields, a value the point cannot hold); fix the request. Nothing was sent to the device.', transient: false },
   GUARDIAN_E_COMMAND_UNKNOWN: { hint: 'The command names a device, point or command that this gateway does not have; check the topic and the config.', transient: false },
   GUARDIAN_E_COMMAND_BUSY: { hint: 'Too many commands are waiting for this device; retry after the earlier ones are answered.', transient: true },
+  GUARDIAN_E_COMMAND_EXPIRED: { hint: 'The command\'s ts is older than its max age (commands.maxAgeMs, or the envelope\'s maxAgeMs) or further in the future than commands.maxFutureMs; nothing was run. Send it again with a fresh ts, and check the sender\'s clock.', transient: false },
+  GUARDIAN_E_COMMAND_RATE: { hint: 'More read commands for this device in the last minute than commands.maxReadsPerMinute; nothing was read. Retry later or poll the point instead.', transient: true },
   GUARDIAN_E_WRITE_DENIED: { hint: 'The manifest\'s write policy does not allow this write (device, table, address, value or rate); nothing was sent to the device.', transient: false },
   GUARDIAN_E_WRITE_VERIFY: { hint: 'The device accepted the write but reading it back gave other values (clamped, read-only or self-clearing register); check the device, or set Verify false for that rule.', transient: false },
   GUARDIAN_E_FIREWALL_DENIED: { hint: 'A connection, lookup, listening socket, serial port, thread or process the manifest does not allow was refused; add it to app_manifest.json if it is legitimate.', transient: false },

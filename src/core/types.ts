@@ -65,6 +65,27 @@ export interface DeviceCommand {
   readonly requester: string;
 }
 
+/**
+ * What a write leaves in the device, decoded the way Guardian reads it: one entry
+ * per configured point the written range touches (the point's own codec, scale and
+ * offset applied to the registers about to be sent), and one per written address
+ * that no point describes (its raw register or coil).
+ */
+export interface WrittenValue {
+  /** The configured point; absent for an address no point describes. */
+  readonly point?: string;
+  /** The point's span (or the one address). */
+  readonly address: number;
+  readonly count: number;
+  /**
+   * The engineering value the device will hold: a number, a decimal string (64-bit
+   * beyond 2^53) or a boolean; absent when it cannot be known from the write alone.
+   */
+  readonly value?: number | string | boolean;
+  /** Why `value` is absent (e.g. the point is only partly written, or is text). */
+  readonly unknown?: string;
+}
+
 /** One write a command asks for, as it would go on the wire. */
 export interface WriteRequest {
   readonly device: string;
@@ -73,14 +94,13 @@ export interface WriteRequest {
   readonly address: number;
   /** How many coils or registers the request writes (a 32-bit value is 2 registers). */
   readonly count: number;
-  /** `point`: a configured point by name (limits apply to its engineering value); `raw`: registers or coils by address. */
+  /** `point`: a configured point by name; `raw`: registers or coils by address. */
   readonly kind: 'point' | 'raw';
   readonly point?: string;
-  /**
-   * The values the limits apply to: the point's engineering value for `point`
-   * writes, else each raw register value. Not used for coils.
-   */
-  readonly values: readonly number[];
+  /** The registers (holding) or coils exactly as they will be sent, `count` of them. */
+  readonly data: readonly number[] | readonly boolean[];
+  /** What `data` means once written: value limits are judged on these, never on what the command said. */
+  readonly written: readonly WrittenValue[];
   /** Who asked: for the decision log. */
   readonly requester: string;
 }

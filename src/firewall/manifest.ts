@@ -182,6 +182,8 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
   for (const [device, spec] of Object.entries(devices)) {
     const base = `Guardian.WritePolicy.Devices.${device}`;
     const allow = (spec['Allow'] as Rec[]).map((rule, i) => writeRule(rule, joinPath(`${base}.Allow`, i), problems));
+    const where = (i: number): string => `${joinPath(`${base}.Allow`, i)} (line ${lineOf(yamlDoc, text, ['Guardian', 'WritePolicy', 'Devices', device, 'Allow', i])})`;
+    problems.push(...overlaps(allow, where));
     const rate = spec['MaxWritesPerMinute'] as number | undefined;
     writePolicy.set(device, { allow: allow.filter((r): r is WriteRule => r !== undefined), ...(rate === undefined ? {} : { maxWritesPerMinute: rate }) });
   }
@@ -190,6 +192,31 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
     name: m['Name'] as string, componentId: (m['ComponentId'] as string).toLowerCase(),
     allowedConnections, tcpServerPorts, udpServerPorts, uarts, ignored, writePolicy,
   });
+}
+
+/** The 1-based line where the node at `path` starts ('?' when the parser cannot say). */
+function lineOf(doc: ReturnType<typeof parseDocument>, text: string, path: readonly (string | number)[]): number | string {
+  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  const start = node?.range?.[0];
+  return start === undefined ? '?' : text.slice(0, start).split('\n').length;
+}
+
+/**
+ * Rules of one device must not overlap: with overlapping rules, which one judges a
+ * write (and whose limits apply) would depend on their order, and a broad rule
+ * without limits would silently shadow a narrow one with limits.
+ */
+function overlaps(rules: readonly (WriteRule | undefined)[], where: (i: number) => string): string[] {
+  const problems: string[] = [];
+  rules.forEach((rule, i) => {
+    if (rule === undefined) return;
+    const first = rules.findIndex((other, j) => j < i && other !== undefined && other.table === rule.table && other.from <= rule.to && rule.from <= other.to);
+    const other = rules[first];
+    if (other === undefined) return;
+    const range = (r: WriteRule): string => (r.from === r.to ? `${r.from}` : `[${r.from}, ${r.to}]`);
+    problems.push(`${where(i)}: ${rule.table} ${range(rule)} overlaps ${where(first)} ${rule.table} ${range(other)}; rules may not overlap (a write is judged by every rule it touches: split the ranges so each address has one rule)`);
+  });
+  return problems;
 }
 
 function writeRule(rule: Rec, path: string, problems: string[]): WriteRule | undefined {

@@ -1,19 +1,25 @@
-import type { WriteDecision, WriteDenyReason, WriteGate, WriteRequest } from '../core/types.js';
-import type { DeviceWritePolicy, Manifest } from './manifest.js';
+import type { WriteDecision, WriteDenyReason, WriteGate, WriteRequest, WrittenValue } from '../core/types.js';
+import type { DeviceWritePolicy, Manifest, WriteRule } from './manifest.js';
 
-export type { WriteDecision, WriteDenyReason, WriteRequest } from '../core/types.js';
+export type { WriteDecision, WriteDenyReason, WriteRequest, WrittenValue } from '../core/types.js';
 
 const WINDOW_MS = 60_000;
+const DECIMAL = /^-?\d+$/;
 
 /**
- * The device write policy of the manifest: a write is denied unless one rule
- * of its device covers the table, every address it touches, and (for
- * registers) every value; and the device's writes in the last minute are
- * under `MaxWritesPerMinute`. Denied writes do not count against the rate.
- * A rule with `Min`/`Max` takes only writes by point name: limits are on
- * engineering values, and raw registers could assemble any 32-bit value from
- * two 16-bit halves that each pass the limits.
- * Pure decision logic: the caller logs the decision and answers the command.
+ * The device write policy of the manifest: a write is denied unless the rules of
+ * its device (which never overlap: the manifest refuses that) cover the table and
+ * every address it touches, every rule with `Min`/`Max` that a written value
+ * touches allows that value, and the device's writes in the last minute are under
+ * `MaxWritesPerMinute`. Denied writes do not count against the rate.
+ *
+ * Limits are judged on what the write leaves in the device (`request.written`:
+ * the registers about to be sent, decoded with the codec of each configured point
+ * they touch), never on what the command said, so a raw write and a write by
+ * point name are judged alike. A value that cannot be known from the write (a
+ * point only partly written, text, a NaN float, an address no point describes)
+ * is refused wherever a limit applies. Pure decision logic: the caller logs the
+ * decision and answers the command.
  */
 export class WritePolicy implements WriteGate {
   /** Per device: when its allowed writes happened (monotonic ms), oldest first. */
@@ -29,29 +35,29 @@ export class WritePolicy implements WriteGate {
   }
 
   decide(req: WriteRequest): WriteDecision {
-    if (!Number.isInteger(req.address) || !Number.isInteger(req.count) || req.count < 1 || req.address < 0 || req.address + req.count - 1 > 65535) {
-      return deny('malformed', `address ${req.address} x ${req.count} is not a valid Modbus range`);
+    const last = req.address + req.count - 1;
+    if (!Number.isInteger(req.address) || !Number.isInteger(req.count) || req.count < 1 || req.address < 0 || last > 65535 || req.data.length !== req.count) {
+      return deny('malformed', `address ${req.address} x ${req.count} (${req.data.length} values) is not a valid Modbus range`);
     }
     const policy = this.policies.get(req.device);
     if (policy === undefined || policy.allow.length === 0) {
       return deny('no-policy', `device '${req.device}' may not be written: the manifest has no write policy for it`);
     }
-    const last = req.address + req.count - 1;
     const forTable = policy.allow.filter((r) => r.table === req.table);
     if (forTable.length === 0) return deny('table', `device '${req.device}': no ${req.table} writes are allowed`);
-    const rule = forTable.find((r) => r.from <= req.address && last <= r.to);
-    if (rule === undefined) {
-      const ranges = forTable.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(', ');
-      return deny('range', `device '${req.device}': ${req.table} ${req.address}${last === req.address ? '' : `-${last}`} is outside the allowed ${ranges}`);
+    const gap = firstUncovered(forTable, req.address, last);
+    if (gap !== undefined) {
+      const ranges = forTable.map((r) => span(r.from, r.to)).join(', ');
+      return deny('range', `device '${req.device}': ${req.table} ${span(req.address, last)} is outside the allowed ${ranges} (${req.table} ${gap} is in no rule)`);
     }
-    if (req.table === 'holding') {
-      if (req.kind === 'raw' && (rule.min !== undefined || rule.max !== undefined)) {
-        return deny('value', `device '${req.device}': ${req.table} ${req.address} has value limits; write it by point name, not as raw registers`);
-      }
-      for (const v of req.values) {
-        if (!Number.isFinite(v)) return deny('value', `device '${req.device}': value ${v} is not a finite number`);
-        if (rule.min !== undefined && v < rule.min) return deny('value', `device '${req.device}': value ${v} is below the minimum ${rule.min}`);
-        if (rule.max !== undefined && v > rule.max) return deny('value', `device '${req.device}': value ${v} is above the maximum ${rule.max}`);
+    const unexplained = uncovered(req.written, req.address, last);
+    if (unexplained !== undefined) return deny('malformed', `device '${req.device}': the request does not say what ${req.table} ${unexplained} will hold`);
+    const limited = forTable.filter((r) => r.min !== undefined || r.max !== undefined);
+    for (const w of req.written) {
+      for (const rule of limited) {
+        if (rule.from > w.address + w.count - 1 || w.address > rule.to) continue;
+        const refusal = judge(req.device, req.table, w, rule);
+        if (refusal !== undefined) return deny('value', refusal);
       }
     }
     if (policy.maxWritesPerMinute !== undefined) {
@@ -63,8 +69,61 @@ export class WritePolicy implements WriteGate {
       }
       times.push(now);
     }
-    return { allowed: true, verify: rule.verify };
+    // a range that touches a rule with Verify false is not read back (a self-clearing register would fail the comparison)
+    const verify = forTable.every((r) => r.verify || r.from > last || r.to < req.address);
+    return { allowed: true, verify };
   }
+}
+
+function span(from: number, to: number): string {
+  return from === to ? `${from}` : `${from}-${to}`;
+}
+
+/** The first address of from..to that no rule covers. */
+function firstUncovered(rules: readonly WriteRule[], from: number, to: number): number | undefined {
+  let at = from;
+  while (at <= to) {
+    const rule = rules.find((r) => r.from <= at && at <= r.to);
+    if (rule === undefined) return at;
+    at = rule.to + 1;
+  }
+  return undefined;
+}
+
+/** The first written address that no entry of `written` describes (a caller that did not say what it writes). */
+function uncovered(written: readonly WrittenValue[], from: number, to: number): number | undefined {
+  for (let at = from; at <= to; at++) {
+    if (!written.some((w) => w.address <= at && at < w.address + w.count)) return at;
+  }
+  return undefined;
+}
+
+/** Why `w` breaks `rule`'s limits, or undefined when it is within them. */
+function judge(device: string, table: string, w: WrittenValue, rule: WriteRule): string | undefined {
+  const where = `${table} ${span(w.address, w.address + w.count - 1)}`;
+  const limits = `value limits (${table} ${span(rule.from, rule.to)})`;
+  if (w.point === undefined) {
+    return `device '${device}': ${where} has ${limits} and no configured point says how the device reads it; write a point by name, or configure one`;
+  }
+  if (w.value === undefined) return `device '${device}': point ${w.point} (${where}) has ${limits} and ${w.unknown ?? 'no known value'}`;
+  const value = w.value;
+  if (typeof value === 'string' && !DECIMAL.test(value)) return `device '${device}': point ${w.point} (${where}) has ${limits} and holds text`;
+  if (typeof value === 'number' && !Number.isFinite(value)) return `device '${device}': value ${value} is not a finite number`;
+  if (rule.min !== undefined && compare(value, rule.min) < 0) return `device '${device}': value ${String(value)} is below the minimum ${rule.min}`;
+  if (rule.max !== undefined && compare(value, rule.max) > 0) return `device '${device}': value ${String(value)} is above the maximum ${rule.max}`;
+  return undefined;
+}
+
+/** Exact comparison of a value (a number, a decimal string beyond 2^53, or a boolean as 0/1) with a limit. */
+function compare(value: number | string | boolean, limit: number): number {
+  if (typeof value === 'boolean') return Math.sign((value ? 1 : 0) - limit);
+  if (typeof value === 'number') return Math.sign(value - limit);
+  const v = BigInt(value);
+  // an integer against a fractional limit: v < 2.5 exactly when v <= 2
+  const floor = BigInt(Math.floor(limit));
+  if (v < floor) return -1;
+  if (v > floor) return 1;
+  return Number.isInteger(limit) ? 0 : -1;
 }
 
 function deny(reason: WriteDenyReason, message: string): WriteDecision {

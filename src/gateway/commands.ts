@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { CommandsConfig } from '../core/config.js';
 import { GuardianError, toGuardianError, type ErrorCode } from '../core/errors.js';
 import type { Component, DownstreamAdapter, InboundCommand, UpstreamAdapter, WriteDecision, WriteGate, WriteRequest } from '../core/types.js';
 
@@ -8,12 +9,15 @@ const MAX_TRANSACTION_LENGTH = 128;
 /** A command repeated with the same transaction within this time is answered again, not run again (QoS 1 redelivery). */
 const REPEAT_WINDOW_MS = 10 * 60_000;
 const REPEAT_MAX = 1000;
+const RATE_WINDOW_MS = 60_000;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   GUARDIAN_E_COMMAND_INVALID: 400,
   GUARDIAN_E_WRITE_DENIED: 403,
   GUARDIAN_E_COMMAND_UNKNOWN: 404,
   GUARDIAN_E_COMMAND_BUSY: 429,
+  GUARDIAN_E_COMMAND_RATE: 429,
+  GUARDIAN_E_COMMAND_EXPIRED: 408,
   GUARDIAN_E_MODBUS_EXCEPTION: 502,
   GUARDIAN_E_MODBUS_FRAME: 502,
   GUARDIAN_E_WRITE_VERIFY: 502,
@@ -21,7 +25,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   GUARDIAN_E_MODBUS_TIMEOUT: 504,
 };
 
-/** The reply status for an error: HTTP-like, as IoT Hub direct methods use (429 for a write over the rate limit). */
+/** The reply status for an error: HTTP-like, as IoT Hub direct methods use (429 for a write or read over the rate limit). */
 export function statusOf(err: GuardianError): number {
   if (err.code === 'GUARDIAN_E_WRITE_DENIED' && err.context['reason'] === 'rate') return 429;
   return STATUS[err.code] ?? 500;
@@ -49,12 +53,21 @@ export class LoggedWriteGate implements WriteGate {
     const decision = this.gate.decide(request);
     const what = {
       requester: request.requester, device: request.device, table: request.table, address: request.address, count: request.count,
-      kind: request.kind, ...(request.point === undefined ? {} : { point: request.point }), values: request.values,
+      kind: request.kind, ...(request.point === undefined ? {} : { point: request.point }), data: request.data, written: request.written,
     };
     if (decision.allowed) this.log.info({ ...what, decision: 'allowed' }, `write allowed: ${request.device} ${request.table} ${request.address}`);
     else this.log.warn({ ...what, decision: 'denied', code: 'GUARDIAN_E_WRITE_DENIED', reason: decision.reason }, `write denied: ${decision.message}`);
     return decision;
   }
+}
+
+interface Envelope {
+  readonly transaction: string | null;
+  readonly requester: string;
+  /** When the sender sent it (epoch ms), and how old it may be when it runs. */
+  readonly ts?: number;
+  readonly maxAgeMs?: number;
+  readonly payload: Record<string, unknown>;
 }
 
 interface Reply {
@@ -66,10 +79,13 @@ interface Reply {
 
 /**
  * Cloud commands → the device's adapter → a reply. Parses and checks the
- * envelope (`transaction`, `requester`, a JSON object of at most 16 KiB), refuses
- * retained commands (they would run again on every reconnect), answers a
- * repeated transaction from its first run instead of writing twice, and caps
- * the commands waiting per device. Every command gets exactly one reply.
+ * envelope (`transaction`, `requester`, `ts`, `maxAgeMs`, a JSON object of at most
+ * 16 KiB), refuses retained commands (they would run again on every reconnect)
+ * and commands past their max age or dated in the future beyond the allowed
+ * skew (an old command cannot be replayed later), answers a repeated transaction
+ * from its first run instead of writing twice, rate-limits reads per device (writes
+ * are rate-limited by the write policy), and caps the commands waiting per device.
+ * Every command gets exactly one reply.
  */
 export class CommandRouter implements Component {
   readonly name = 'commands';
@@ -77,6 +93,8 @@ export class CommandRouter implements Component {
   private readonly pending = new Map<string, number>();
   /** `device/name/transaction` → the reply (undefined while it runs), oldest first. */
   private readonly recent = new Map<string, { at: number; reply: Reply | undefined }>();
+  /** Per device: when its admitted read commands arrived (monotonic ms), oldest first. */
+  private readonly reads = new Map<string, number[]>();
   private listening = false;
   private running = false;
   private counts = { received: 0, succeeded: 0, denied: 0, failed: 0 };
@@ -85,6 +103,8 @@ export class CommandRouter implements Component {
     private readonly upstream: UpstreamAdapter,
     adapters: readonly DownstreamAdapter[],
     private readonly log: Logger,
+    private readonly options: CommandsConfig,
+    private readonly wallClock: () => number = Date.now,
   ) {
     for (const adapter of adapters) for (const device of adapter.devices) this.byDevice.set(device, adapter);
   }
@@ -118,14 +138,17 @@ export class CommandRouter implements Component {
       if (command.retained) {
         throw new GuardianError('GUARDIAN_E_COMMAND_INVALID', 'a retained command is not executed: it would run again on every reconnect; publish commands with retain false', { device: command.device, command: command.name });
       }
-      if (transaction !== null) {
-        key = `${command.device}/${command.name}/${transaction}`;
-        const seen = this.recent.get(key);
-        if (seen !== undefined && performance.now() - seen.at < REPEAT_WINDOW_MS) {
-          this.log.info({ device: command.device, command: command.name, transaction, requester: command.requester }, seen.reply === undefined ? 'repeated command while the first is running: ignored' : 'repeated command: answered again, not run again');
-          if (seen.reply !== undefined) await this.send(command, seen.reply);
-          return;
-        }
+      const repeatKey = transaction === null ? undefined : `${command.device}/${command.name}/${transaction}`;
+      const seen = repeatKey === undefined ? undefined : this.recent.get(repeatKey);
+      if (seen !== undefined && performance.now() - seen.at < REPEAT_WINDOW_MS) {
+        this.log.info({ device: command.device, command: command.name, transaction, requester: command.requester }, seen.reply === undefined ? 'repeated command while the first is running: ignored' : 'repeated command: answered again, not run again');
+        if (seen.reply !== undefined) await this.send(command, seen.reply);
+        return;
+      }
+      // an expired command is not remembered: the sender may send it again, freshly dated, with the same transaction
+      this.checkFresh(command, envelope);
+      if (repeatKey !== undefined) {
+        key = repeatKey;
         this.remember(key, undefined);
       }
       reply = { status: 200, data: await this.execute(command, envelope), transaction };
@@ -133,7 +156,7 @@ export class CommandRouter implements Component {
     } catch (caught) {
       const err = toGuardianError(caught);
       const status = statusOf(err);
-      if (status === 403 || (status === 429 && err.code === 'GUARDIAN_E_WRITE_DENIED')) this.counts.denied += 1;
+      if (status === 403 || status === 408 || err.code === 'GUARDIAN_E_COMMAND_RATE' || (status === 429 && err.code === 'GUARDIAN_E_WRITE_DENIED')) this.counts.denied += 1;
       else this.counts.failed += 1;
       this.log.warn({ err, device: command.device, command: command.name, transaction, requester: command.requester, status }, `command ${command.name} for ${command.device} failed: ${err.message}`);
       reply = { status, error: { code: err.code, message: err.message }, transaction };
@@ -142,7 +165,7 @@ export class CommandRouter implements Component {
     await this.send(command, reply);
   }
 
-  private envelope(command: InboundCommand): { transaction: string | null; requester: string; payload: Record<string, unknown> } {
+  private envelope(command: InboundCommand): Envelope {
     const bad = (message: string): GuardianError => new GuardianError('GUARDIAN_E_COMMAND_INVALID', message, { device: command.device, command: command.name });
     if (command.payload.length > MAX_PAYLOAD_BYTES) throw bad(`the payload has ${command.payload.length} bytes; at most ${MAX_PAYLOAD_BYTES}`);
     let doc: unknown;
@@ -152,19 +175,52 @@ export class CommandRouter implements Component {
       throw bad(`the payload is not JSON: ${(err as Error).message}`);
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('the payload must be a JSON object');
-    const { transaction, requester, ...payload } = doc as Record<string, unknown>;
+    const { transaction, requester, ts, maxAgeMs, ...payload } = doc as Record<string, unknown>;
     if (transaction !== undefined && (typeof transaction !== 'string' || transaction.length === 0 || transaction.length > MAX_TRANSACTION_LENGTH)) {
       throw bad(`transaction must be a string of 1-${MAX_TRANSACTION_LENGTH} characters`);
     }
     if (requester !== undefined && (typeof requester !== 'string' || requester.length > MAX_TRANSACTION_LENGTH)) {
       throw bad(`requester must be a string of at most ${MAX_TRANSACTION_LENGTH} characters`);
     }
-    return { transaction: transaction ?? null, requester: requester === undefined ? command.requester : `${command.requester} (says: ${requester})`, payload };
+    if (ts !== undefined && (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts <= 0)) throw bad('ts must be the epoch milliseconds when the command was sent (a positive integer)');
+    if (ts === undefined && this.options.requireTs) throw bad('ts is required: the epoch milliseconds when the command was sent (commands.requireTs)');
+    if (maxAgeMs !== undefined && (typeof maxAgeMs !== 'number' || !Number.isSafeInteger(maxAgeMs) || maxAgeMs < 1)) throw bad('maxAgeMs must be a positive integer (milliseconds)');
+    if (maxAgeMs !== undefined && ts === undefined) throw bad('maxAgeMs needs ts');
+    return {
+      transaction: transaction ?? null, requester: requester === undefined ? command.requester : `${command.requester} (says: ${requester})`, payload,
+      ...(ts === undefined ? {} : { ts }), ...(maxAgeMs === undefined ? {} : { maxAgeMs }),
+    };
+  }
+
+  /** A command past its max age, or dated further in the future than the skew allows, is refused (GUARDIAN_E_COMMAND_EXPIRED). */
+  private checkFresh(command: InboundCommand, envelope: Envelope): void {
+    if (envelope.ts === undefined) return;
+    const maxAge = Math.min(envelope.maxAgeMs ?? this.options.maxAgeMs, this.options.maxAgeMs);
+    const age = this.wallClock() - envelope.ts;
+    const context = { device: command.device, command: command.name, ts: envelope.ts, ageMs: age };
+    if (age > maxAge) {
+      throw new GuardianError('GUARDIAN_E_COMMAND_EXPIRED', `the command was sent at ${new Date(envelope.ts).toISOString()}, ${age} ms ago; commands older than ${maxAge} ms are not run`, context);
+    }
+    if (-age > this.options.maxFutureMs) {
+      throw new GuardianError('GUARDIAN_E_COMMAND_EXPIRED', `the command is dated ${-age} ms in the future (${new Date(envelope.ts).toISOString()}); at most ${this.options.maxFutureMs} ms of clock skew is allowed: check the sender's clock`, context);
+    }
+  }
+
+  /** Read commands per device in a sliding minute; refused reads do not count. */
+  private admitRead(device: string): void {
+    const now = performance.now();
+    const times = (this.reads.get(device) ?? []).filter((t) => now - t < RATE_WINDOW_MS);
+    this.reads.set(device, times);
+    if (times.length >= this.options.maxReadsPerMinute) {
+      throw new GuardianError('GUARDIAN_E_COMMAND_RATE', `device '${device}': more than ${this.options.maxReadsPerMinute} reads a minute (commands.maxReadsPerMinute)`, { device });
+    }
+    times.push(now);
   }
 
   private async execute(command: InboundCommand, envelope: { requester: string; payload: Record<string, unknown> }): Promise<unknown> {
     const adapter = this.byDevice.get(command.device);
     if (adapter === undefined) throw new GuardianError('GUARDIAN_E_COMMAND_UNKNOWN', `this gateway has no device '${command.device}'`, { device: command.device });
+    if (command.name === 'read') this.admitRead(command.device);
     const waiting = this.pending.get(command.device) ?? 0;
     if (waiting >= MAX_PENDING_PER_DEVICE) {
       throw new GuardianError('GUARDIAN_E_COMMAND_BUSY', `${waiting} commands are already waiting for device ${command.device}`, { device: command.device });

@@ -82,7 +82,7 @@ export class Daemon {
     this.adapters = new Supervisor(log);
     const gate = new LoggedWriteGate(WritePolicy.fromManifest(manifest), log.child({ component: 'write-policy' }));
     this.buses = config.buses.map((bus) => new ModbusBusAdapter({ bus, log, gate, sink: (result) => this.pipeline.ingest(result) }));
-    this.commands = new CommandRouter(this.upstream, this.buses, log.child({ component: 'commands' }));
+    this.commands = new CommandRouter(this.upstream, this.buses, log.child({ component: 'commands' }), config.commands);
   }
 
   async start(): Promise<void> {

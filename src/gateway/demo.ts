@@ -107,7 +107,7 @@ export async function runDemo(portArg: string | undefined): Promise<number> {
       `    mosquitto_sub -h ${HOST} -p ${broker.port} -t 'guardian/#' -v`,
       `    npx guardian watch --url ${url}      (no mosquitto-clients needed)`,
       '  change the setpoint (the manifest allows 40-90 °C):',
-      `    mosquitto_pub -h ${HOST} -p ${broker.port} -t guardian/demo-gateway/demo-sim-boiler/command/write -m '{"point":"setpoint","value":70,"transaction":"t1"}'`,
+      `    mosquitto_pub -h ${HOST} -p ${broker.port} -t guardian/demo-gateway/demo-sim-boiler/command/write -m "{\\"point\\":\\"setpoint\\",\\"value\\":70,\\"transaction\\":\\"t1\\",\\"ts\\":$(date +%s%3N)}"`,
       '    the answer comes on guardian/demo-gateway/demo-sim-boiler/reply/write',
       '  stop             : Ctrl-C',
       '',

@@ -128,6 +128,13 @@ t.test('bad manifests: each with its exact error lines', async (t) => {
       'Guardian.WritePolicy.Devices.press.Allow[3]: Min/Max do not apply to coils (they are on or off)',
       'Guardian.WritePolicy.Devices.press.Allow[4]: Min 5 is above Max 1',
     ]],
+    ['write policy: overlapping rules (a broad rule would shadow a narrow one with limits)', JSON.stringify(base({}, { Guardian: { WritePolicy: { Devices: { press: { Allow: [
+      { Table: 'holding', Addresses: [0, 200] }, { Table: 'coil', Addresses: [0, 200] }, { Table: 'holding', Addresses: [100, 101], Min: 0, Max: 5 },
+      { Table: 'holding', Addresses: 200, Verify: false }, { Table: 'coil', Addresses: 201 },
+    ] } } } } }), null, 1), 'GUARDIAN_E_MANIFEST_INVALID', [
+      'Guardian.WritePolicy.Devices.press.Allow[2] (line 25): holding [100, 101] overlaps Guardian.WritePolicy.Devices.press.Allow[0] (line 11) holding [0, 200]; rules may not overlap (a write is judged by every rule it touches: split the ranges so each address has one rule)',
+      'Guardian.WritePolicy.Devices.press.Allow[3] (line 34): holding 200 overlaps Guardian.WritePolicy.Devices.press.Allow[0] (line 11) holding [0, 200]; rules may not overlap (a write is judged by every rule it touches: split the ranges so each address has one rule)',
+    ]],
   ];
   for (const [name, text, code, problems] of cases) {
     let err: unknown;

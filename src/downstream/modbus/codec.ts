@@ -243,6 +243,20 @@ export function applyScale(point: PointConfig, value: PointValue): PointValue {
   return rounded === 0 ? 0 : rounded; // no -0
 }
 
+/**
+ * A `bit` point's register with its bit set or cleared and every other bit as in
+ * `register` (as the device sent it: `byteOrder` applies). The write half of a
+ * read-modify-write: writing a bit point must not change its neighbours.
+ */
+export function withBit(point: PointConfig, register: number, value: boolean): number {
+  if (point.type !== 'bit') fail(point, `a ${point.type} point is not one bit of a register`);
+  if (!Number.isInteger(register) || register < 0 || register > 0xffff) fail(point, `register value ${register} is not a uint16`);
+  const mask = 1 << bitIndex(point);
+  const standard = point.byteOrder === 'little' ? swap16(register) : register;
+  const next = value ? standard | mask : standard & ~mask & 0xffff;
+  return point.byteOrder === 'little' ? swap16(next) : next;
+}
+
 function toBigInt(point: PointConfig, value: number | bigint | string | boolean): bigint {
   if (typeof value === 'bigint') return value;
   if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);

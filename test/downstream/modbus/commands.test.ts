@@ -145,11 +145,12 @@ void t.test('allowed writes: one request each (a 32-bit value is one FC16), read
 
   const allowed = r.logs.lines.filter((l) => l['decision'] === 'allowed');
   t.equal(allowed.length, 6, 'every allowed write is logged');
-  t.match(allowed[0], { requester: 'test:operator', device: 'press', table: 'holding', address: 100, count: 2, kind: 'point', point: 'sp', values: [21.7] }, 'who asked and what');
+  t.match(allowed[0], { requester: 'test:operator', device: 'press', table: 'holding', address: 100, count: 2, kind: 'point', point: 'sp', data: encodeRegisters(sp, 21.7), written: [{ point: 'sp', address: 100, count: 2, value: 21.7 }] }, 'who asked, what goes on the wire and what it means');
 });
 
 void t.test('refused writes never reach the wire: table, range, value, raw around limits, no policy, rate', async (t) => {
   const r = await rig(t);
+  const sp = r.points.get('sp') as PointConfig;
   await r.cmd('valve', 'write', { point: 'open', value: true });
   await r.cmd('valve', 'write', { point: 'open', value: false });
   const before = await r.snapshot();
@@ -157,7 +158,8 @@ void t.test('refused writes never reach the wire: table, range, value, raw aroun
     ['press', { point: 'sp', value: 250.5 }, 'value', /value 250.5 is above the maximum 250/],
     ['press', { point: 'sp', value: -1 }, 'value', /value -1 is below the minimum 0/],
     ['press', { point: 'speed', value: 50.1 }, 'value', /above the maximum 50/],
-    ['press', { table: 'holding', address: 100, values: [1, 0] }, 'value', /has value limits; write it by point name/],
+    ['press', { table: 'holding', address: 100, values: encodeRegisters(sp, 300) }, 'value', /value 300 is above the maximum 250/],
+    ['press', { table: 'holding', address: 101, values: [0] }, 'value', /point sp \(holding 100-101\) has value limits \(holding 100-101\) and is only partly written/],
     ['press', { table: 'holding', address: 99, values: [1] }, 'range', /holding 99 is outside the allowed/],
     ['press', { table: 'holding', address: 203, values: [1, 2] }, 'range', /holding 203-204 is outside/],
     ['press', { point: 'label', value: 'ZZZZ' }, 'range', /holding 120-121 is outside/],
@@ -173,17 +175,20 @@ void t.test('refused writes never reach the wire: table, range, value, raw aroun
   t.same(await r.snapshot(), before, 'no register or coil changed, and the device received no request at all');
   const denied = r.logs.lines.filter((l) => l['decision'] === 'denied');
   t.equal(denied.length, refused.length, 'every refusal is logged');
-  t.match(denied[0], { level: 40, code: 'GUARDIAN_E_WRITE_DENIED', reason: 'value', requester: 'test:operator', device: 'press', point: 'sp', values: [250.5], msg: /write denied: device 'press': value 250.5 is above the maximum 250/ });
+  t.match(denied[0], { level: 40, code: 'GUARDIAN_E_WRITE_DENIED', reason: 'value', requester: 'test:operator', device: 'press', point: 'sp', written: [{ point: 'sp', value: 250.5 }], msg: /write denied: device 'press': value 250.5 is above the maximum 250/ });
 });
 
 void t.test('malformed and unknown commands are refused before the policy and the wire', async (t) => {
   const r = await rig(t);
   const before = await r.snapshot();
   const bad: [string, string, Record<string, unknown>, string, RegExp][] = [
-    ['press', 'write', { point: 'status', value: true }, 'GUARDIAN_E_COMMAND_INVALID', /one bit of a register: writing it would overwrite the other bits/],
+    ['press', 'write', { point: 'status', value: 1 }, 'GUARDIAN_E_COMMAND_INVALID', /one bit of a register: value must be true or false/],
     ['press', 'write', { point: 'temp', value: 1 }, 'GUARDIAN_E_COMMAND_INVALID', /in the input table, which is read-only/],
     ['press', 'write', { point: 'speed', value: 1.25 }, 'GUARDIAN_E_COMMAND_INVALID', /1.25 is not a multiple of its scale 0.1/],
-    ['press', 'write', { point: 'sp', value: 'hot' }, 'GUARDIAN_E_COMMAND_INVALID', /cannot encode hot as float32/],
+    ['press', 'write', { point: 'sp', value: 'hot' }, 'GUARDIAN_E_COMMAND_INVALID', /point sp: a float32 value must be a JSON number \(decimal strings only for int64\/uint64\)/],
+    ['press', 'write', { point: 'sp', value: '50' }, 'GUARDIAN_E_COMMAND_INVALID', /point sp: a float32 value must be a JSON number/],
+    ['press', 'write', { point: 'speed', value: '5' }, 'GUARDIAN_E_COMMAND_INVALID', /point speed: a int16 value must be a JSON number/],
+    ['press', 'write', { point: 'label', value: 5 }, 'GUARDIAN_E_COMMAND_INVALID', /point label is string: value must be a string/],
     ['press', 'write', { point: 'run', value: 1 }, 'GUARDIAN_E_COMMAND_INVALID', /is a coil: value must be true or false/],
     ['press', 'write', { point: 'sp' }, 'GUARDIAN_E_COMMAND_INVALID', /write: value: is required with 'point'/],
     ['press', 'write', { point: 'sp', value: 1, force: true }, 'GUARDIAN_E_COMMAND_INVALID', /write: force: unknown key/],
