@@ -14,6 +14,7 @@ import { GuardianError, hasCode } from '../core/errors.js';
 import { CERT_KEYS, DeviceIdentity, IDENTITY_KEY, type CertKey } from '../identity/identity.js';
 import { writeAtomic } from '../identity/records.js';
 import { createKeyStore } from '../identity/open.js';
+import { allowOwnerSwitch } from '../identity/safe-fs.js';
 
 export interface IdentityArgs {
   readonly subject?: string | undefined;
@@ -38,6 +39,7 @@ function certKey(value: string | undefined): CertKey {
 }
 
 export async function identityCommand(sub: string | undefined, file: string | undefined, args: IdentityArgs, config: GatewayConfig, log: Logger, io: Io): Promise<number> {
+  allowOwnerSwitch(); // as root: files in the state directory are handled as its owner (src/identity/safe-fs.ts)
   try {
     return await identitySubcommand(sub, file, args, config, log, io);
   } catch (err) {

@@ -229,6 +229,17 @@ export interface FileUser {
 /** The process's own identity. */
 export const PROCESS_USER: FileUser = { run: (fn) => fn() };
 
+let ownerSwitch = false;
+/**
+ * Let `stateUser` take the state directory owner's identity when root. Only the
+ * short, synchronous identity commands turn this on: the file-system identity is
+ * process-wide, and in the daemon the thread pool (SQLite, fs) would briefly run
+ * as that user too. The daemon runs as the service user anyway.
+ */
+export function allowOwnerSwitch(): void {
+  ownerSwitch = true;
+}
+
 /**
  * As root: the owner of `base` (the state directory) when that is another
  * user, for files under `base`; otherwise the process itself. `fn` must be
@@ -242,7 +253,7 @@ export function stateUser(base: string): FileUser & { covers(file: string): bool
   return {
     covers,
     run<T>(fn: () => T): T {
-      if (process.geteuid?.() !== 0) return fn();
+      if (!ownerSwitch || process.geteuid?.() !== 0) return fn();
       let owner: Stats;
       try {
         owner = statSync(base);
