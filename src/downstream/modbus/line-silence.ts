@@ -23,9 +23,13 @@ export function characterMs(framing: SerialFraming): number {
   return (characterBits(framing) * 1000) / framing.baudRate;
 }
 
-/** t3.5: the minimum silence between two frames, in ms. */
+/**
+ * t3.5: the minimum silence between two frames, in ms. Never below the fixed
+ * 1.75 ms: at 19,200 baud a 9-bit character (7N1) would give 1.64 ms, shorter
+ * than the spec asks of any faster line.
+ */
 export function interFrameSilenceMs(framing: SerialFraming): number {
-  return framing.baudRate > FIXED_TIMING_ABOVE_BAUD ? FIXED_T35_MS : 3.5 * characterMs(framing);
+  return framing.baudRate > FIXED_TIMING_ABOVE_BAUD ? FIXED_T35_MS : Math.max(FIXED_T35_MS, 3.5 * characterMs(framing));
 }
 
 /** What the gate needs of the port it guards. */
