@@ -25,6 +25,7 @@ export const ErrorCodes = {
   GUARDIAN_E_MODBUS_TIMEOUT: { hint: 'The Modbus device did not answer in time; check its unit id, wiring and timeout.', transient: true },
   GUARDIAN_E_MODBUS_EXCEPTION: { hint: 'The Modbus device answered with an exception; check the point addresses and tables.', transient: false },
   GUARDIAN_E_MODBUS_FRAME: { hint: 'The Modbus response was malformed (CRC, length or unit id); check for noise or a second master on the line.', transient: true },
+  GUARDIAN_E_MODBUS_LINE_BUSY: { hint: 'A request was not sent: the serial line never fell silent for the 3.5 character times Modbus RTU requires before the request timed out. Check for a second master, a babbling device or noise on the line.', transient: true },
   GUARDIAN_E_DEVICE_BACKOFF: { hint: 'The device failed repeatedly and is polled less often until it answers again.', transient: true },
   GUARDIAN_E_DEVICE_RECOVERED: { hint: 'The device answers again; normal polling resumed.', transient: false },
   GUARDIAN_E_DECODE: { hint: 'A register value cannot be decoded as the configured type; check type, byte order and word order.', transient: false },

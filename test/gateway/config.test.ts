@@ -34,6 +34,8 @@ const device = (d: Doc, b: number, i = 0): Doc => (bus(d, b)['devices'] as Doc[]
 const point = (d: Doc, b: number, i = 0): Doc => (device(d, b)['points'] as Doc[])[i] as Doc;
 const mqtt = (d: Doc): Doc => (d['upstream'] as Doc)['mqtt'] as Doc;
 
+const NO_CREDENTIALS = 'credentials never live in URLs (they end up in logs, shell history and backups)';
+
 const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
   { name: 'unknown top-level key with a suggestion', mutate: (d) => { d['gatway'] = {}; }, expect: ["gatway: unknown key (did you mean 'gateway'?)"] },
   { name: 'unknown device key', mutate: (d) => { device(d, 0)['pollInterval'] = 100; }, expect: ["buses[0].devices[0].pollInterval: unknown key (did you mean 'pollIntervalMs'?)"] },
@@ -88,6 +90,24 @@ const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
   { name: 'persistent handle outside the owner range', mutate: (d) => { d['identity'] = { tpm: { handleBase: 0x80000000 } }; }, expect: ['identity.tpm.handleBase: must be >= 2164260864 (got 2147483648)'] },
   { name: 'bad PCR selection', mutate: (d) => { d['identity'] = { attestPcrs: 'sha256:all' }; }, expect: ["identity.attestPcrs: must be a PCR selection like sha256:0,1,2,3,4,5,6,7 (got 'sha256:all')"] },
   { name: 'password in the config', mutate: (d) => { mqtt(d)['password'] = 'hunter2'; }, expect: ['upstream.mqtt.password: unknown key'] },
+  {
+    name: 'user name and password in the broker url',
+    mutate: (d) => { mqtt(d)['url'] = 'mqtt://guardian:hunter2-pw@broker.example:1883'; },
+    expect: [`upstream.mqtt.url: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}; use upstream.mqtt.username with upstream.mqtt.sas, or a client certificate (upstream.mqtt.tls) (got 'mqtt://***@broker.example:1883')`],
+  },
+  {
+    name: 'an unencoded password that also breaks the url pattern is not echoed either',
+    mutate: (d) => { mqtt(d)['url'] = "mqtts://gw:pa/ss w'rd@broker:8883"; mqtt(d)['tls'] = { ca: '/ca.pem' }; },
+    expect: [
+      "upstream.mqtt.url: must be a broker URL like mqtt://host:1883 or mqtts://host:8883 (got 'mqtts://***@broker:8883')",
+      `upstream.mqtt.url: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}; use upstream.mqtt.username with upstream.mqtt.sas, or a client certificate (upstream.mqtt.tls) (got 'mqtts://***@broker:8883')`,
+    ],
+  },
+  { name: 'a query in the broker url', mutate: (d) => { mqtt(d)['url'] = 'mqtt://broker:1883?password=hunter2'; }, expect: [`upstream.mqtt.url: must not have a query or fragment ('?…', '#…'): ${NO_CREDENTIALS}`] },
+  { name: 'credentials in the SAS resource', mutate: (d) => { mqtt(d)['sas'] = { resourceUri: 'gw:hunter2@hub.azure-devices.net/devices/gw' }; }, expect: [`upstream.mqtt.sas.resourceUri: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}`] },
+  { name: 'credentials in a Modbus TCP host', mutate: (d) => { bus(d, 1)['host'] = 'admin:hunter2@10.0.0.2'; }, expect: [`buses[1].host: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}`] },
+  { name: 'a response timeout within t3.5 of the serial line', mutate: (d) => { device(d, 0)['timeoutMs'] = 3; }, expect: ["buses[0].devices[0].timeoutMs: must be longer than the line's inter-frame silence t3.5 (3.646 ms at 9600 baud), which every request waits first"] },
+  { name: 'a response timeout within t3.5 at 1200 baud 8E1', mutate: (d) => { Object.assign(bus(d, 0), { baudRate: 1200, parity: 'even' }); device(d, 0)['timeoutMs'] = 32; }, expect: ["buses[0].devices[0].timeoutMs: must be longer than the line's inter-frame silence t3.5 (32.083 ms at 1200 baud), which every request waits first"] },
   { name: 'stop-polling on the memory store', mutate: (d) => { d['outbox'] = { store: 'memory', policy: 'stop-polling' }; }, expect: ["outbox.policy: 'stop-polling' needs store 'sqlite' (the memory store always drops the oldest)"] },
   { name: 'bad outbox policy', mutate: (d) => { d['outbox'] = { policy: 'drop-newest' }; }, expect: ["outbox.policy: must be one of 'drop-oldest', 'stop-polling' (got 'drop-newest')"] },
   { name: 'bad protocol version', mutate: (d) => { mqtt(d)['protocolVersion'] = 3; }, expect: ['upstream.mqtt.protocolVersion: must be one of 4, 5 (got 3)'] },

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { Backoff } from '../../core/backoff.js';
 import type { BusConfig } from '../../core/config.js';
 import { GuardianError } from '../../core/errors.js';
+import type { LineEvents } from './line-silence.js';
 import { closeClient, openClient, type ModbusClient } from './transport.js';
 
 interface Job<T> {
@@ -17,6 +18,10 @@ interface Job<T> {
  * use, and after a transport failure discards it and reopens it no sooner than
  * an exponential, jittered delay; jobs that arrive while the bus is down fail
  * at once with GUARDIAN_E_MODBUS_CONNECT instead of queueing behind it.
+ *
+ * `interRequestDelayMs` is a user-set minimum between the end of one job and the
+ * start of the next. On a serial line the transport also holds every frame until
+ * the line has been silent for t3.5 (line-silence.ts), within a job too.
  */
 export class BusArbiter {
   private client: ModbusClient | undefined;
@@ -31,7 +36,7 @@ export class BusArbiter {
   constructor(
     private readonly bus: BusConfig,
     private readonly log: Logger,
-    private readonly open: (bus: BusConfig) => Promise<ModbusClient> = openClient,
+    private readonly open: (bus: BusConfig, line?: LineEvents) => Promise<ModbusClient> = openClient,
   ) {
     this.backoff = new Backoff(bus.reconnect);
   }
@@ -116,8 +121,10 @@ export class BusArbiter {
       throw new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} is down (${this.lastError?.message ?? 'not open'}); reopening in ${wait} ms`, { bus: this.bus.name });
     }
     let client: ModbusClient;
+    let opened: ModbusClient | undefined;
     try {
-      client = await this.open(this.bus);
+      client = await this.open(this.bus, this.lineEvents(() => opened));
+      opened = client;
     } catch (err) {
       this.lastError = err instanceof GuardianError ? err : new GuardianError('GUARDIAN_E_MODBUS_CONNECT', String(err), { bus: this.bus.name }, { cause: err });
       const delay = this.backoff.next();
@@ -133,6 +140,21 @@ export class BusArbiter {
     if (this.backoff.attempts > 0) this.log.info({ bus: this.bus.name }, `bus ${this.bus.name} reopened`);
     this.backoff.reset();
     return client;
+  }
+
+  /** What the serial line's t3.5 gate reports, for the client `clientOf()` returns once it is open. */
+  private lineEvents(clientOf: () => ModbusClient | undefined): LineEvents {
+    return {
+      busy: ({ silenceMs, waitedMs }) => {
+        const err = new GuardianError('GUARDIAN_E_MODBUS_LINE_BUSY', `bus ${this.bus.name}: the line was never silent for ${silenceMs.toFixed(3)} ms (t3.5) in ${Math.round(waitedMs)} ms; the request was not sent`, { bus: this.bus.name, silenceMs, waitedMs });
+        this.log.warn({ err }, err.message);
+      },
+      error: (err) => {
+        const client = clientOf();
+        if (client !== undefined) this.transportError(client, err);
+        else this.log.warn({ err, bus: this.bus.name }, 'writing to a bus transport that is not open failed');
+      },
+    };
   }
 
   private transportError(client: ModbusClient, err: unknown): void {

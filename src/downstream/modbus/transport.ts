@@ -2,6 +2,7 @@ import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusRTUType } from 'modbus-serial/ModbusRTU.js';
 import type { BusConfig, Table } from '../../core/config.js';
 import { GuardianError } from '../../core/errors.js';
+import { characterMs, interFrameSilenceMs, LineSilence, type LineEvents } from './line-silence.js';
 
 export type ModbusClient = ModbusRTUType;
 /** modbus-serial is CommonJS whose `module.exports` is the class; its typings call it the default export. */
@@ -46,9 +47,10 @@ export function closeClient(client: ModbusClient): Promise<Error | undefined> {
 /**
  * Open one single-use modbus-serial client for a bus: RTU on a serial port,
  * Modbus TCP, or RTU framing over TCP. After any transport failure the caller
- * discards it and opens a new one.
+ * discards it and opens a new one. On a serial line every frame waits for the
+ * line's inter-frame silence (t3.5, line-silence.ts); `line` hears what that gate reports.
  */
-export async function openClient(bus: BusConfig): Promise<ModbusClient> {
+export async function openClient(bus: BusConfig, line?: LineEvents): Promise<ModbusClient> {
   const client = new ModbusRTU();
   const where = bus.type === 'rtu' ? bus.port : `${bus.host}:${bus.port}`;
   let timer: NodeJS.Timeout | undefined;
@@ -71,7 +73,11 @@ export async function openClient(bus: BusConfig): Promise<ModbusClient> {
   }
   if (bus.type !== 'tcp') {
     try {
-      discardStaleInput(client);
+      const port = rtuPort(client);
+      const silence = bus.type === 'rtu' && line !== undefined
+        ? new LineSilence(interFrameSilenceMs(bus), characterMs(bus), port, line)
+        : undefined;
+      discardStaleInput(port, client, silence);
     } catch (err) {
       void closeClient(client); // unusable; the error below says why
       throw err;
@@ -80,14 +86,34 @@ export async function openClient(bus: BusConfig): Promise<ModbusClient> {
   return client;
 }
 
+/** The line under modbus-serial's RTU port: a SerialPort (serial) or a net.Socket (RTU over TCP). */
+interface LineInternals {
+  prependListener(event: 'data', listener: (data: Buffer) => void): unknown;
+  drain?: (callback: (err?: Error | null) => void) => void;
+}
+
 interface RtuPortInternals {
   _buffer: Buffer;
+  _client: LineInternals;
+  readonly isOpen: boolean;
   write(data: Buffer): void;
 }
 
 function isRtuPort(port: unknown): port is RtuPortInternals {
-  return typeof port === 'object' && port !== null
-    && Buffer.isBuffer((port as Record<string, unknown>)['_buffer']) && typeof (port as Record<string, unknown>)['write'] === 'function';
+  if (typeof port !== 'object' || port === null) return false;
+  const rec = port as Record<string, unknown>;
+  const line = rec['_client'];
+  return Buffer.isBuffer(rec['_buffer']) && typeof rec['write'] === 'function'
+    && typeof line === 'object' && line !== null && typeof (line as Record<string, unknown>)['prependListener'] === 'function';
+}
+
+/** modbus-serial's RTU port of a client (a private field of modbus-serial 8, checked). */
+function rtuPort(client: ModbusClient): RtuPortInternals {
+  const port = (client as unknown as { _port?: unknown })._port;
+  if (!isRtuPort(port)) {
+    throw new GuardianError('GUARDIAN_E_INTERNAL', 'modbus-serial RTU port has no receive buffer or line to watch (modbus-serial internals changed)');
+  }
+  return port;
 }
 
 /**
@@ -104,15 +130,30 @@ function isRtuPort(port: unknown): port is RtuPortInternals {
  * buffer: nothing received before a request was sent can be its answer.
  * (A private field of modbus-serial 8: checked here, so that a change to it fails
  * the open loudly instead of silently bringing the bug back.)
+ *
+ * With a `silence` gate (serial lines), the frame is sent only once the line has
+ * been quiet for t3.5; the buffer is cleared when it really goes out, so nothing
+ * that arrived while it waited can pass for its answer. The gate hears every
+ * received byte first (prependListener), and the port's drain for our own frames.
  */
-function discardStaleInput(client: ModbusClient): void {
-  const port = (client as unknown as { _port?: unknown })._port;
-  if (!isRtuPort(port)) {
-    throw new GuardianError('GUARDIAN_E_INTERNAL', 'modbus-serial RTU port has no receive buffer to clear (modbus-serial internals changed)');
-  }
+function discardStaleInput(port: RtuPortInternals, client: ModbusClient, silence: LineSilence | undefined): void {
   const write = port.write.bind(port);
-  port.write = (data: Buffer): void => {
+  const send = (data: Buffer): void => {
     port._buffer = Buffer.alloc(0);
     write(data);
+  };
+  if (silence === undefined) {
+    port.write = send;
+    return;
+  }
+  const line = port._client;
+  line.prependListener('data', () => silence.received());
+  port.write = (data: Buffer): void => {
+    const timeout: unknown = client.getTimeout(); // null until a caller set one
+    silence.send(data.length, typeof timeout === 'number' && timeout > 0 ? timeout : Number.POSITIVE_INFINITY, () => {
+      send(data);
+      // a failed drain leaves the estimated end of the frame in place; the port reports its own error
+      line.drain?.((err) => { if (err === undefined || err === null) silence.drained(); });
+    });
   };
 }

@@ -7,6 +7,7 @@ import type {
 } from '../../core/config.js';
 import { deepFreeze } from '../../core/freeze.js';
 import { GuardianError } from '../../core/errors.js';
+import { redactUrl } from '../../core/redact.js';
 import { ConfigError } from './config-error.js';
 import { formatSchemaError } from '../../core/schema-errors.js';
 import { semanticErrors } from './semantic.js';
@@ -55,7 +56,9 @@ export function parseConfig(text: string, source = '<config>'): GatewayConfig {
   const doc = migrate(yamlDoc.toJS() as unknown);
   const semantic = semanticErrors(doc); // before ajv fills in defaults: these rules look at what the user wrote
   const check = validate(doc);
-  const problems = [...(check.errors ?? []).map(formatSchemaError), ...semantic];
+  // a schema problem quotes the value it is about: never a URL's password (semantic.ts redacts its own)
+  const schemaProblems = (check.errors ?? []).map((e) => formatSchemaError(typeof e.data === 'string' ? { ...e, data: redactUrl(e.data) } : e));
+  const problems = [...schemaProblems, ...semantic];
   if (problems.length > 0) throw new ConfigError('GUARDIAN_E_CONFIG_INVALID', source, [...new Set(problems)]);
   return deepFreeze(normalize(doc as Rec));
 }

@@ -3,7 +3,9 @@
  * run on the raw document next to the schema so every problem is reported at
  * once; each check guards its own shape, since the schema may have failed too.
  */
+import { hasUserinfo, redactUrl } from '../../core/redact.js';
 import { joinPath } from '../../core/schema-errors.js';
+import { interFrameSilenceMs, type SerialFraming } from '../../downstream/modbus/line-silence.js';
 
 type Rec = Record<string, unknown>;
 /** How a raw value reads in a message. */
@@ -22,19 +24,38 @@ function checkBackoff(b: unknown, path: string, out: string[]): void {
   }
 }
 
+const NO_CREDENTIALS = 'credentials never live in URLs (they end up in logs, shell history and backups)';
+
+/** The broker URL: no user name or password, no query or fragment to smuggle them in. */
+function checkBrokerUrl(url: string, path: string, out: string[]): void {
+  if (hasUserinfo(url)) {
+    out.push(`${path}: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}; use upstream.mqtt.username with upstream.mqtt.sas, or a client certificate (upstream.mqtt.tls) (got '${redactUrl(url)}')`);
+  }
+  if (/^[^?#]*:\/\/[^?#]*[?#]/.test(url)) out.push(`${path}: must not have a query or fragment ('?…', '#…'): ${NO_CREDENTIALS}`);
+}
+
+/** A host name or `host/path` with no scheme (IoT Hub resource, Modbus TCP host): no '@' before the path. */
+function checkNoUserinfo(value: unknown, path: string, out: string[]): void {
+  if (typeof value === 'string' && (value.split('/')[0] ?? '').includes('@')) {
+    out.push(`${path}: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}`);
+  }
+}
+
 function checkMqtt(m: unknown, path: string, out: string[]): void {
   if (!isRec(m)) return;
   const url = typeof m['url'] === 'string' ? m['url'] : '';
+  checkBrokerUrl(url, joinPath(path, 'url'), out);
   const secure = /^(mqtts|tls|ssl):/.test(url);
   const tls = m['tls'];
   if (secure && !isRec(tls)) out.push(`${joinPath(path, 'tls')}: is required for ${url.split(':')[0] ?? ''}:// (the broker CA is pinned)`);
-  if (!secure && isRec(tls) && url !== '') out.push(`${joinPath(path, 'tls')}: needs an mqtts:// url (got '${url}')`);
+  if (!secure && isRec(tls) && url !== '') out.push(`${joinPath(path, 'tls')}: needs an mqtts:// url (got '${redactUrl(url)}')`);
   if (isRec(tls) && tls['identity'] === true && ('cert' in tls || 'key' in tls)) {
     out.push(`${joinPath(path, 'tls')}: identity: true takes the key from the key store; remove cert and key`);
   } else if (isRec(tls) && ('cert' in tls) !== ('key' in tls)) {
     out.push(`${joinPath(path, 'tls')}: cert and key must be given together`);
   }
   const sas = m['sas'];
+  if (isRec(sas)) checkNoUserinfo(sas['resourceUri'], joinPath(joinPath(path, 'sas'), 'resourceUri'), out);
   if (isRec(sas)) {
     const ttl = typeof sas['ttlS'] === 'number' ? sas['ttlS'] : 3600; // the schema's defaults
     const renew = typeof sas['renewBeforeS'] === 'number' ? sas['renewBeforeS'] : 300;
@@ -72,6 +93,24 @@ function checkPoint(p: Rec, path: string, out: string[]): void {
   }
 }
 
+/** The line's framing as written, with the loader's defaults; undefined when the schema will reject it anyway. */
+function framingOf(bus: Rec): SerialFraming | undefined {
+  const framing = { baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1, ...bus };
+  const { baudRate, parity, dataBits, stopBits } = framing;
+  if (typeof baudRate !== 'number' || baudRate <= 0 || (parity !== 'none' && parity !== 'even' && parity !== 'odd')
+    || (dataBits !== 7 && dataBits !== 8) || (stopBits !== 1 && stopBits !== 2)) return undefined;
+  return { baudRate, parity, dataBits, stopBits };
+}
+
+/** Every request on a serial line waits t3.5 after the last frame: a response timeout must outlast it. */
+function checkTimeout(d: Rec, framing: SerialFraming | undefined, path: string, out: string[]): void {
+  if (framing === undefined || typeof d['timeoutMs'] !== 'number') return;
+  const t35 = interFrameSilenceMs(framing);
+  if (d['timeoutMs'] <= t35) {
+    out.push(`${joinPath(path, 'timeoutMs')}: must be longer than the line's inter-frame silence t3.5 (${t35.toFixed(3)} ms at ${framing.baudRate} baud), which every request waits first`);
+  }
+}
+
 function checkBus(bus: Rec, path: string, out: string[]): void {
   const serial = bus['type'] === 'rtu';
   if (serial) {
@@ -79,6 +118,7 @@ function checkBus(bus: Rec, path: string, out: string[]): void {
     if ('host' in bus) out.push(`${joinPath(path, 'host')}: only applies to tcp buses`);
   } else if (bus['type'] === 'tcp' || bus['type'] === 'rtu-over-tcp') {
     if (!('host' in bus)) out.push(`${joinPath(path, 'host')}: is required for type '${bus['type']}'`);
+    checkNoUserinfo(bus['host'], joinPath(path, 'host'), out);
     if ('port' in bus && !(Number.isInteger(bus['port']) && Number(bus['port']) >= 1 && Number(bus['port']) <= 65535)) {
       out.push(`${joinPath(path, 'port')}: must be a TCP port 1-65535 for type '${bus['type']}'`);
     }
@@ -94,6 +134,7 @@ function checkBus(bus: Rec, path: string, out: string[]): void {
     if (serial && (d['unitId'] === 0 || (typeof d['unitId'] === 'number' && d['unitId'] > 247))) {
       out.push(`${joinPath(dpath, 'unitId')}: must be 1-247 on a serial bus (got ${String(d['unitId'])})`);
     }
+    if (serial) checkTimeout(d, framingOf(bus), dpath, out);
     const seen = units.get(d['unitId']);
     if (seen !== undefined && d['unitId'] !== undefined) {
       out.push(`${joinPath(dpath, 'unitId')}: duplicates devices[${seen}] on this bus (${show(d['unitId'])})`);

@@ -6,6 +6,7 @@ import { Backoff } from '../../core/backoff.js';
 import type { MqttConfig } from '../../core/config.js';
 import { GuardianError } from '../../core/errors.js';
 import { SafeEmitter } from '../../core/events.js';
+import { redactUrl } from '../../core/redact.js';
 import type { UpstreamAdapter, UpstreamCredentials, UpstreamEvents, UpstreamMessage } from '../../core/types.js';
 import { clientContext, readTlsFiles, type TlsMaterial } from './tls.js';
 import { Topics } from './topics.js';
@@ -198,11 +199,16 @@ export class MqttUpstream implements UpstreamAdapter {
         this.scheduleRenewal(client, renewAt);
         return;
       }
-      this.options.log.info({ url: this.options.config.url }, 'renewing the SAS token: reconnecting');
+      this.options.log.info({ url: this.shownUrl }, 'renewing the SAS token: reconnecting');
       this.renewing = true;
       client.end(false);
     }, Math.max(0, Math.min(delay, MAX_TIMER_MS)));
     this.renewTimer.unref();
+  }
+
+  /** The broker URL as logs show it: the config refuses credentials in it, and this hides any that got in another way. */
+  private get shownUrl(): string {
+    return redactUrl(this.options.config.url);
   }
 
   private open(secrets: Secrets): void {
@@ -214,7 +220,7 @@ export class MqttUpstream implements UpstreamAdapter {
       this.isConnected = true;
       this.connects += 1;
       this.backoff.reset();
-      log.info({ url: config.url, protocolVersion: config.protocolVersion, connections: this.connects }, 'connected to broker');
+      log.info({ url: this.shownUrl, protocolVersion: config.protocolVersion, connections: this.connects }, 'connected to broker');
       if (secrets.password !== undefined) this.scheduleRenewal(client, secrets.password.renewAt);
       const online = JSON.stringify({ state: 'online', ts: Date.now(), version });
       this.send(this.topics.state, online, true).catch((err: unknown) => log.warn({ err }, 'could not publish online state'));
@@ -237,7 +243,7 @@ export class MqttUpstream implements UpstreamAdapter {
     });
     client.on('error', (cause) => {
       if (this.client !== client) return;
-      const err = new GuardianError('GUARDIAN_E_MQTT_CONNECT', `broker ${config.url}: ${cause.message}`, { url: config.url }, { cause });
+      const err = new GuardianError('GUARDIAN_E_MQTT_CONNECT', `broker ${this.shownUrl}: ${redactUrl(cause.message)}`, { url: this.shownUrl }, { cause });
       log.warn({ err }, err.message);
     });
     client.on('close', () => this.onClose(client));
@@ -260,11 +266,11 @@ export class MqttUpstream implements UpstreamAdapter {
     }
     const delay = this.backoff.next();
     if (wasConnected) {
-      const err = new GuardianError('GUARDIAN_E_MQTT_DISCONNECTED', `lost connection to ${this.options.config.url}`, { url: this.options.config.url });
+      const err = new GuardianError('GUARDIAN_E_MQTT_DISCONNECTED', `lost connection to ${this.shownUrl}`, { url: this.shownUrl });
       this.options.log.warn({ err, retryInMs: delay }, err.message);
       this.events.emit('disconnected', 'connection closed');
     } else {
-      this.options.log.info({ url: this.options.config.url, retryInMs: delay, attempt: this.backoff.attempts }, 'broker not reachable; retrying');
+      this.options.log.info({ url: this.shownUrl, retryInMs: delay, attempt: this.backoff.attempts }, 'broker not reachable; retrying');
     }
     this.timer = setTimeout(() => this.connect(), delay);
   }

@@ -40,7 +40,8 @@ void t.test('RTU: a dead device is backed off, the others keep their rate, nothi
   const point = (name: string, type = 'uint16'): Record<string, unknown> => ({ name, table: 'holding', address: 0, type });
   const INTERVAL = 100;
   const bus = busConfig({
-    name: 'line1', type: 'rtu', port: pair.a, reconnect: RECONNECT,
+    // 115,200 baud: a line that can carry two 10 ms devices (t3.5 is 1.75 ms; at 9600 baud a request and its answer take ~20 ms)
+    name: 'line1', type: 'rtu', port: pair.a, baudRate: 115200, reconnect: RECONNECT,
     devices: [
       { name: 'healthy', unitId: 1, pollIntervalMs: INTERVAL, timeoutMs: 500, retries: 0, points: [point('v'), { ...point('w', 'int32'), address: 1 }] },
       { name: 'dead', unitId: 2, pollIntervalMs: INTERVAL, timeoutMs: 200, retries: 0, backoff: { initialMs: 500, maxMs: 2000 }, points: [point('v')] },
@@ -49,7 +50,7 @@ void t.test('RTU: a dead device is backed off, the others keep their rate, nothi
     ],
   });
   const server = await startModbusServer(t, {
-    mode: 'rtu', serialPath: pair.b,
+    mode: 'rtu', serialPath: pair.b, baudRate: 115200,
     units: {
       1: { holding: { 0: [1111, 0xffff, 0xfffe] } },
       3: { holding: { 0: [3333] }, coils: { 0: [true] } },
