@@ -37,8 +37,13 @@ export async function start(argv: readonly string[]): Promise<number> {
   if (command !== undefined && GUARDED.has(command)) {
     const flags = preloadFlags(process.execArgv, process.env['NODE_OPTIONS']);
     if (flags.length > 0 && !rest.includes('--allow-preload')) {
-      report(new GuardianError('GUARDIAN_E_PRELOAD', `guardian ${command} does not start with code preloaded before its firewall (${flags.join(', ')}): such code could keep the unguarded network functions`, { flags: flags.join(' ') }));
-      return 1;
+      // the preloaded code already ran: close everything it may have started, say why, and stop now
+      try {
+        installGuard({ onDenied: early, onFault: report });
+      } finally {
+        report(new GuardianError('GUARDIAN_E_PRELOAD', `guardian ${command} does not start with code preloaded before its firewall (${flags.join(', ')}): such code could keep the unguarded network functions`, { flags: flags.join(' ') }));
+        process.exit(1);
+      }
     }
     if (flags.length > 0) process.stderr.write(`guardian: --allow-preload: running with ${flags.join(', ')} loaded before the firewall\n`);
     try {
