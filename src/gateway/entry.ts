@@ -18,6 +18,8 @@ import { GuardianError } from '../core/errors.js';
 import { CLOSED_POLICY, installGuard, preloadFlags, type Denial, type GuardPolicy } from '../firewall/guard/index.js';
 
 const GUARDED = new Set(['run', 'demo']);
+/** The daemon refuses preloaded code; the demo (127.0.0.1 only, no keys) warns in its log instead (`npm start` under a harness). */
+const NO_PRELOAD = new Set(['run']);
 
 /** The demo's policy until its manifest is written: its own broker and simulator may listen, nothing else. */
 const DEMO_SETUP: GuardPolicy = { ...CLOSED_POLICY, allowsTcpListen: () => true };
@@ -36,7 +38,7 @@ export async function start(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command !== undefined && GUARDED.has(command)) {
     const flags = preloadFlags(process.execArgv, process.env['NODE_OPTIONS']);
-    if (flags.length > 0 && !rest.includes('--allow-preload')) {
+    if (flags.length > 0 && NO_PRELOAD.has(command) && !rest.includes('--allow-preload')) {
       // the preloaded code already ran: close everything it may have started, say why, and stop now
       try {
         installGuard({ onDenied: early, onFault: report });
@@ -45,7 +47,6 @@ export async function start(argv: readonly string[]): Promise<number> {
         process.exit(1);
       }
     }
-    if (flags.length > 0) process.stderr.write(`guardian: --allow-preload: running with ${flags.join(', ')} loaded before the firewall\n`);
     try {
       installGuard({ setup: command === 'demo' ? DEMO_SETUP : CLOSED_POLICY, onDenied: early, onFault: report });
     } catch (err) {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { GuardianError } from '../core/errors.js';
-import { installGuard, type Denial, type Guard, type GuardPolicy } from '../firewall/guard/index.js';
+import { installGuard, preloadFlags, type Denial, type Guard, type GuardPolicy } from '../firewall/guard/index.js';
 import { VERSION } from './daemon.js';
 import { reportId, type FailureStore } from './failures.js';
 import { TPM_TOOLS, toolPath } from '../identity/tpm/tools.js';
@@ -44,6 +44,8 @@ export function armGuard(policy: GuardPolicy, log: Logger, failures: FailureStor
   const onFault = (error: GuardianError): void => {
     log.error({ err: error, code: error.code }, error.message);
   };
+  const preloaded = preloadFlags(process.execArgv, process.env['NODE_OPTIONS']);
+  if (preloaded.length > 0) log.warn({ preloaded }, 'running with code preloaded before the firewall (--allow-preload, or the demo): it may hold unguarded native functions');
   const guard = installGuard({ onFault });
   guard.arm({
     policy,

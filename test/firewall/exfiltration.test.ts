@@ -117,8 +117,9 @@ void t.test('a module inside the gateway cannot get data out; the broker still w
     'dns.setServers saved before arming': 'denied',
     'inspector.open': 'denied',
     'process._debugProcess': 'denied',
-    'a trusted helper with LD_PRELOAD': 'denied',
-    'a trusted helper with NODE_OPTIONS': 'denied',
+    // item 10: the environment is pinned: the helper runs, without them (each dropped variable is reported, below)
+    'a trusted helper with LD_PRELOAD': 'ok',
+    'a trusted helper with NODE_OPTIONS': 'ok',
     'a trusted helper pointed at another NOTIFY_SOCKET': 'denied',
     'a tpm2 tool with --tcti=mssim:host=…': 'denied',
     'a tpm2 tool with -T mssim:host=…': 'denied',
@@ -140,13 +141,13 @@ void t.test('a module inside the gateway cannot get data out; the broker still w
   t.ok(legit.localAddresses.every((a) => /^(::ffff:)?127\.0\.0\.1$|^::1$/.test(a)), `the caller's lookup (127.0.0.2) was not used: ${legit.localAddresses.join(', ')}`);
 
   const denials = gw.lines.filter((l) => codeOf(l) === 'GUARDIAN_E_FIREWALL_DENIED');
-  const refused = Object.values(outcomes).filter((o) => o === 'denied' || o === 'refused').length;
+  const refused = Object.values(outcomes).filter((o) => o === 'denied' || o === 'refused').length + 2; // + the two dropped variables
   t.ok(denials.length >= refused, `every refusal is logged (${denials.length} lines for ${refused} refused attempts)`);
   t.match(denials.find((l) => l['target'] === `127.0.0.1:${loot.port}`), { level: 'warn', kind: 'connect', msg: new RegExp(`connection to 127.0.0.1:${loot.port} is not in the manifest's AllowedConnections`), stack: /exfiltrate\.mjs/ }, 'with what was refused and the code that asked');
   for (const kind of ['connect', 'send', 'lookup', 'resolver', 'listen', 'bind', 'serial', 'worker', 'process', 'binding', 'inspector']) {
     t.ok(denials.some((l) => l['kind'] === kind), `a ${kind} refusal is logged`);
   }
-  for (const [kind, target] of [['connect', `127.0.0.1:${loot.port}`], ['send', `127.0.0.2:${legit.port}`], ['lookup', 'the-device-key.exfil.example'], ['process', '/bin/sh']]) {
+  for (const [kind, target] of [['connect', `127.0.0.1:${loot.port}`], ['send', `127.0.0.2:${legit.port}`], ['lookup', 'the-device-key.exfil.example'], ['process', '/bin/sh'], ['process', '/usr/bin/systemd-notify:LD_PRELOAD'], ['process', '/usr/bin/systemd-notify:NODE_OPTIONS']]) {
     t.ok(denials.some((l) => l['layer'] === 'handle' && l['kind'] === kind && l['target'] === target), `the native handle layer logged its ${kind} refusal of ${target}`);
   }
 

@@ -4,6 +4,7 @@
  * addresses the guard's own lookups found for allowed names, and how a
  * refusal is raised and reported.
  */
+import { isIP } from 'node:net';
 import { GuardianError } from '../../core/errors.js';
 
 export type DenialKind = 'connect' | 'send' | 'lookup' | 'resolver' | 'listen' | 'bind' | 'serial' | 'worker' | 'process' | 'binding' | 'inspector';
@@ -29,10 +30,10 @@ export interface GuardPolicy {
   allowsSerial(path: string): boolean;
 }
 
-/** Before arming: nothing at all (`guardian run` reads its config and manifest without the network). */
+/** Before arming: nothing at all (`guardian run` reads its config and manifest without the network); an IP literal needs no query. */
 export const CLOSED_POLICY: GuardPolicy = {
   allowsConnect: () => false,
-  allowsLookup: () => false,
+  allowsLookup: (name) => isIP(name) !== 0,
   allowsTcpListen: () => false,
   allowsUdpBind: () => false,
   allowsSerial: () => false,

@@ -33,7 +33,7 @@ import { syncBuiltinESMExports } from 'node:module';
 export { CLOSED_POLICY, DENIAL_KINDS, type Denial, type DenialKind, type GuardPolicy, type Layer } from './context.js';
 export { copyConnectOptions } from './net.js';
 export { preloadFlags } from './preload.js';
-export { spawnRefusal, tctiArguments } from './process.js';
+export { pinEnv, spawnRefusal, tctiArguments } from './process.js';
 
 export interface InstallOptions {
   /** The policy until the guard is armed; default CLOSED_POLICY (nothing). */

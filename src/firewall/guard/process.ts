@@ -30,6 +30,20 @@ export function tctiArguments(args: readonly string[]): string[] {
   return values;
 }
 
+/** The environment a trusted program gets: only TPM2TOOLS_TCTI and NOTIFY_SOCKET; the rest is dropped (and reported). */
+export function pinEnv(envPairs: readonly string[]): { kept: string[]; dropped: string[] } {
+  const kept: string[] = [];
+  const dropped: string[] = [];
+  for (const pair of envPairs) {
+    const key = pair.split('=', 1)[0] ?? '';
+    if (PINNED_ENV.has(key)) kept.push(pair);
+    else dropped.push(key);
+  }
+  return { kept, dropped };
+}
+
+const PINNED_ENV: ReadonlySet<string> = new Set(['TPM2TOOLS_TCTI', 'NOTIFY_SOCKET']);
+
 /** Why this spawn is refused, or undefined when it is one Guardian makes itself. */
 export function spawnRefusal(trust: Trust, file: unknown, args: readonly string[], envPairs: readonly string[]): string | undefined {
   if (typeof file !== 'string' || !trust.commands.has(file)) return `running ${String(file)}: not a program Guardian runs itself`;
@@ -41,8 +55,6 @@ export function spawnRefusal(trust: Trust, file: unknown, args: readonly string[
       if (!trust.tcti.has(value)) return `running ${file} with the TCTI '${value}': not an allowed TCTI`;
     } else if (key === 'NOTIFY_SOCKET') {
       if (value !== trust.notifySocket) return `running ${file} with NOTIFY_SOCKET=${value}: not the service manager's socket`;
-    } else {
-      return `running ${file} with ${key} in its environment: the programs Guardian runs get a pinned environment`;
     }
   }
   for (const tcti of tctiArguments(args.slice(1))) {
@@ -65,7 +77,13 @@ export function installProcessHooks(ctx: GuardContext, binding: (name: string) =
   const fresh = (options: unknown): Record<string, unknown> => {
     const copy = { ...rec(options) }; // each property read once
     copy['args'] = strings(copy['args']);
-    copy['envPairs'] = strings(copy['envPairs']);
+    const { kept, dropped } = pinEnv(strings(copy['envPairs']));
+    copy['envPairs'] = kept;
+    const file = copy['file'];
+    // pinned, not refused: a hook between Guardian and the spawn (a test harness, a patched child_process) may add variables
+    if (typeof file === 'string' && ctx.trust.commands.has(file)) {
+      for (const key of dropped) ctx.deny('process', `${file}:${key}`, `${key} for ${file}: the programs Guardian runs get a pinned environment; dropped`, 'handle');
+    }
     return copy;
   };
   // process_wrap's Process#spawn (spawn, exec, execFile, fork) and spawn_sync.spawn (the sync forms)
