@@ -95,7 +95,7 @@ void t.test('property: connect options are read once; what is checked is what go
 
 void t.test('property: a TCTI in any getopt form is found and refused unless allowed', (t) => {
   const seed = seedOf();
-  const trust = { workers: new Set<string>(), commands: new Set(['/usr/bin/tpm2_getcap']), tcti: new Set(['device:/dev/tpmrm0']), notifySocket: undefined };
+  const trust = { workers: new Set<string>(), commands: new Set(['/usr/bin/tpm2_getcap']), tcti: new Set(['device:/dev/tpmrm0']), notifySocket: undefined, ownEnv: new Map<string, string>() };
   const benign = fc.array(fc.constantFrom('-c', 'ctx', '--hierarchy=o', '-g', 'sha256', 'properties-fixed', '-Q', '--quiet'), { maxLength: 6 });
   const evil = fc.stringMatching(/^(mssim|swtpm):host=[a-z0-9.]{1,12},port=\d{1,5}$/);
   const form = fc.constantFrom<(v: string) => string[]>((v) => [`--tcti=${v}`], (v) => ['--tcti', v], (v) => [`--tc=${v}`], (v) => ['-T', v], (v) => [`-T${v}`], (v) => [`-QT${v}`]);

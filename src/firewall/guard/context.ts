@@ -48,9 +48,11 @@ export interface Trust {
   readonly tcti: ReadonlySet<string>;
   /** The NOTIFY_SOCKET the service manager gave the process (the only one systemd-notify may be pointed at). */
   readonly notifySocket: string | undefined;
+  /** Guardian's own environment when armed (a copy of it reaching a child is dropped without a report). */
+  readonly ownEnv: ReadonlyMap<string, string>;
 }
 
-export const NO_TRUST: Trust = { workers: new Set(), commands: new Set(), tcti: new Set(), notifySocket: undefined };
+export const NO_TRUST: Trust = { workers: new Set(), commands: new Set(), tcti: new Set(), notifySocket: undefined, ownEnv: new Map() };
 
 type Rec = Record<string, unknown>;
 export type Fn = (...args: unknown[]) => unknown;

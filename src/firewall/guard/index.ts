@@ -112,6 +112,7 @@ export function installGuard(options: InstallOptions): Guard {
         commands: new Set(arm.trustedCommands ?? []),
         tcti: new Set(arm.trustedTcti ?? []),
         notifySocket: process.env['NOTIFY_SOCKET'],
+        ownEnv: new Map(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
       };
       ctx.policy = arm.policy;
       for (const denial of backlog.splice(0)) ctx.onDenied(denial);

@@ -77,12 +77,17 @@ export function installProcessHooks(ctx: GuardContext, binding: (name: string) =
   const fresh = (options: unknown): Record<string, unknown> => {
     const copy = { ...rec(options) }; // each property read once
     copy['args'] = strings(copy['args']);
-    const { kept, dropped } = pinEnv(strings(copy['envPairs']));
+    const pairs = strings(copy['envPairs']);
+    const { kept, dropped } = pinEnv(pairs);
     copy['envPairs'] = kept;
     const file = copy['file'];
-    // pinned, not refused: a hook between Guardian and the spawn (a test harness, a patched child_process) may add variables
+    // pinned, not refused: a hook between Guardian and the spawn (a test harness) may add variables. Every one is
+    // dropped; reported unless it is Guardian's own, as it was started (a hook copying it on, not an injection)
     if (typeof file === 'string' && ctx.trust.commands.has(file)) {
-      for (const key of dropped) ctx.deny('process', `${file}:${key}`, `${key} for ${file}: the programs Guardian runs get a pinned environment; dropped`, 'handle');
+      for (const key of dropped) {
+        if (pairs.includes(`${key}=${ctx.trust.ownEnv.get(key) ?? '\0'}`)) continue;
+        ctx.deny('process', `${file}:${key}`, `${key} for ${file}: the programs Guardian runs get a pinned environment; dropped`, 'handle');
+      }
     }
     return copy;
   };
