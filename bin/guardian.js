@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The installed entry point: runs the compiled CLI (npm install builds dist/ through `prepare`).
-import { main } from '../dist/gateway/cli.js';
+// The installed entry point: the entry module arms the firewall before anything else loads,
+// then runs the compiled CLI (npm install builds dist/ through `prepare`).
+import { start } from '../dist/gateway/entry.js';
 
-main(process.argv.slice(2)).then(
+start(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err) => { console.error(err); process.exitCode = 1; },
 );

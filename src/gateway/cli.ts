@@ -13,7 +13,10 @@ import { createLogger } from './logger.js';
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
 
 Usage:
-  guardian run [--config FILE]          run the gateway (default config ${DEFAULT_CONFIG_PATH})
+  guardian run [--config FILE] [--allow-preload]
+                                        run the gateway (default config ${DEFAULT_CONFIG_PATH}); it refuses
+                                        code preloaded before its firewall (--import, NODE_OPTIONS) unless
+                                        --allow-preload is given
   guardian check-config [FILE]          validate a config; prints every problem, exits 1 if any
   guardian check-manifest [FILE]        validate an app_manifest.json (default ${DEFAULT_MANIFEST_PATH})
   guardian firewall render --nftables [--manifest FILE] [--user U | --cgroup PATH]
@@ -77,6 +80,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       nonce: { type: 'string' },
       pcrs: { type: 'string' },
       out: { type: 'string' },
+      'allow-preload': { type: 'boolean' },
     },
   });
   switch (command) {
@@ -141,7 +145,7 @@ async function dispatch(command: string, args: string[]): Promise<number> {
       const ring = new LogRing();
       const log = createLogger(config.gateway.logLevel, undefined, ring);
       installFatalHandlers(log, config.gateway.stateDir, ring);
-      armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir));
+      armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
       if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
       return runUntilSignal(new Daemon(config, manifest, log), log);
     }

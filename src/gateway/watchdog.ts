@@ -42,7 +42,8 @@ export class SystemdNotifier {
   }
 
   private send(args: readonly string[]): void {
-    execFile(SYSTEMD_NOTIFY, [...args], { env: this.env, timeout: 5000 }, (err) => {
+    // a pinned environment: the socket only (no LD_PRELOAD or the like reaches the helper; the firewall checks it)
+    execFile(SYSTEMD_NOTIFY, [...args], { env: { NOTIFY_SOCKET: this.env['NOTIFY_SOCKET'] }, timeout: 5000 }, (err) => {
       if (err !== null) this.log.warn({ err, args }, 'systemd-notify failed');
     });
   }

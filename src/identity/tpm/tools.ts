@@ -21,7 +21,7 @@ export const TPM_TOOLS = [
 ] as const;
 export type TpmTool = (typeof TPM_TOOLS)[number];
 
-/** The tool's absolute path in the system directories (not PATH), or its bare name. */
+/** The tool's absolute path in the system directories (never PATH, never a bare name: a missing tool fails with ENOENT). */
 export function toolPath(tool: TpmTool): string {
   return systemBinary(tool);
 }
@@ -134,7 +134,7 @@ export class TpmTools {
     const fd3 = options.fd3 === undefined ? undefined : unlinkedFile(options.fd3);
     return new Promise<Buffer>((resolve, reject) => {
       const child = spawn(toolPath(tool), args, {
-        env: { ...process.env, TPM2TOOLS_TCTI: this.tcti },
+        env: { TPM2TOOLS_TCTI: this.tcti }, // pinned: nothing of Guardian's environment (LD_PRELOAD, …) reaches the tool
         stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(fd3 === undefined ? [] : [fd3])],
         timeout: TIMEOUT_MS,
       });
