@@ -43,6 +43,8 @@ void t.test('the trusted checkpoint worker cannot be made to load an attacker mo
     'the trusted source, workerData.module = the attacker module': 'denied',
     'the trusted source, workerData.path = the attacker module': 'replied:SQLITE_NOTADB',
     'the trusted source, workerData = the attacker module path': 'denied',
+    'the trusted source, execArgv --require the attacker module': 'denied',
+    'the trusted source, env NODE_OPTIONS --require the attacker module': 'denied',
     'the trusted source, as Guardian starts it': 'replied:ok',
   }, 'worker data naming a module is refused; a path is opened as a database, never loaded as code; the real use still works');
   t.notOk(existsSync(env.EXFIL_MARKER), 'the attacker module never ran (no marker file)');
