@@ -116,6 +116,7 @@ export class CommandRouter implements Component {
     private readonly log: Logger,
     private readonly options: CommandsConfig,
     private readonly wallClock: () => number = Date.now,
+    private readonly repeatMax: number = REPEAT_MAX,
   ) {
     for (const adapter of adapters) for (const device of adapter.devices) this.byDevice.set(device, adapter);
   }
@@ -279,10 +280,10 @@ export class CommandRouter implements Component {
     const life = envelope.ts === undefined
       ? this.options.maxAgeMs + this.options.maxFutureMs // no ts: as long as any dated command could be fresh
       : Math.max(0, envelope.ts + this.maxAge(envelope) - wall);
-    if (this.recent.size >= REPEAT_MAX) {
+    if (this.recent.size >= this.repeatMax) {
       for (const [k, v] of this.recent) if (this.expired(v)) this.recent.delete(k);
     }
-    if (this.recent.size >= REPEAT_MAX) {
+    if (this.recent.size >= this.repeatMax) {
       throw new GuardianError('GUARDIAN_E_COMMAND_REPEAT_FULL', `${this.recent.size} commands with a transaction are still within their max age; this one is not run (a transaction is never forgotten while it could be replayed)`, { device: command.device, command: command.name, held: this.recent.size });
     }
     this.recent.set(key, { reply: undefined, untilWall: wall + life, untilMono: mono + life });
