@@ -44,6 +44,7 @@ export const ErrorCodes = {
   GUARDIAN_E_COMMAND_BUSY: { hint: 'Too many commands are waiting for this device; retry after the earlier ones are answered.', transient: true },
   GUARDIAN_E_COMMAND_EXPIRED: { hint: 'The command\'s ts is older than its max age (commands.maxAgeMs, or the envelope\'s maxAgeMs) or further in the future than commands.maxFutureMs; nothing was run. Send it again with a fresh ts, and check the sender\'s clock.', transient: false },
   GUARDIAN_E_COMMAND_RATE: { hint: 'More read commands for this device in the last minute than commands.maxReadsPerMinute; nothing was read. Retry later or poll the point instead.', transient: true },
+  GUARDIAN_E_COMMAND_REPEAT_FULL: { hint: 'The gateway holds as many remembered transactions as it may (each is kept until its command can no longer be fresh, so a captured command cannot run twice); nothing was run. Retry later, or lower commands.maxAgeMs.', transient: true },
   GUARDIAN_E_WRITE_DENIED: { hint: 'The manifest\'s write policy does not allow this write (device, table, address, value or rate); nothing was sent to the device.', transient: false },
   GUARDIAN_E_WRITE_VERIFY: { hint: 'The device accepted the write but reading it back gave other values (clamped, read-only or self-clearing register); check the device, or set Verify false for that rule.', transient: false },
   GUARDIAN_E_FIREWALL_DENIED: { hint: 'A connection, lookup, listening socket, serial port, thread or process the manifest does not allow was refused; add it to app_manifest.json if it is legitimate.', transient: false },

@@ -82,6 +82,13 @@ export interface WrittenValue {
    * beyond 2^53) or a boolean; absent when it cannot be known from the write alone.
    */
   readonly value?: number | string | boolean;
+  /**
+   * The exact engineering value as plain decimal text (`raw * scale + offset` with
+   * the raw register value and no rounding: a float32 is the value the register
+   * holds); what the write policy compares with its limits. Absent for booleans,
+   * text and addresses no point describes.
+   */
+  readonly exact?: string;
   /** Why `value` is absent (e.g. the point is only partly written, or is text). */
   readonly unknown?: string;
 }
@@ -103,6 +110,12 @@ export interface WriteRequest {
   readonly written: readonly WrittenValue[];
   /** Who asked: for the decision log. */
   readonly requester: string;
+  /**
+   * The same write judged again once its data is known from the bus (a `bit` point's
+   * register, read in the write's own bus job): it was already counted against
+   * MaxWritesPerMinute when it was first allowed, and is not counted again.
+   */
+  readonly recheck?: boolean;
 }
 
 export type WriteDenyReason = 'no-policy' | 'table' | 'range' | 'value' | 'rate' | 'malformed';

@@ -1,4 +1,5 @@
 import type { WriteDecision, WriteDenyReason, WriteGate, WriteRequest, WrittenValue } from '../core/types.js';
+import { compare, ofBigInt, ofDouble, ofWritten, parseDecimal, toText, type Decimal } from '../core/decimal.js';
 import type { DeviceWritePolicy, Manifest, WriteRule } from './manifest.js';
 
 export type { WriteDecision, WriteDenyReason, WriteRequest, WrittenValue } from '../core/types.js';
@@ -17,8 +18,10 @@ const DECIMAL = /^-?\d+$/;
  * the registers about to be sent, decoded with the codec of each configured point
  * they touch), never on what the command said, so a raw write and a write by
  * point name are judged alike. A value that cannot be known from the write (a
- * point only partly written, text, a NaN float, an address no point describes)
- * is refused wherever a limit applies. Pure decision logic: the caller logs the
+ * point only partly written, text, a NaN float, an address no point describes,
+ * register bits no `bit` point describes, a bool register that is neither of the
+ * point's two encodings) is refused wherever a limit applies. Comparisons are
+ * exact (`request.written[].exact`: decimal text, no rounding, 64-bit in full). Pure decision logic: the caller logs the
  * decision and answers the command.
  */
 export class WritePolicy implements WriteGate {
@@ -60,7 +63,7 @@ export class WritePolicy implements WriteGate {
         if (refusal !== undefined) return deny('value', refusal);
       }
     }
-    if (policy.maxWritesPerMinute !== undefined) {
+    if (policy.maxWritesPerMinute !== undefined && req.recheck !== true) {
       const now = this.now();
       const times = (this.recent.get(req.device) ?? []).filter((t) => now - t < WINDOW_MS);
       this.recent.set(req.device, times);
@@ -103,27 +106,34 @@ function judge(device: string, table: string, w: WrittenValue, rule: WriteRule):
   const where = `${table} ${span(w.address, w.address + w.count - 1)}`;
   const limits = `value limits (${table} ${span(rule.from, rule.to)})`;
   if (w.point === undefined) {
-    return `device '${device}': ${where} has ${limits} and no configured point says how the device reads it; write a point by name, or configure one`;
+    const why = w.unknown === undefined ? 'no configured point says how the device reads it' : `${w.unknown}: no configured point says how the device reads them`;
+    return `device '${device}': ${where} has ${limits} and ${why}; write a point by name, or configure one`;
   }
   if (w.value === undefined) return `device '${device}': point ${w.point} (${where}) has ${limits} and ${w.unknown ?? 'no known value'}`;
-  const value = w.value;
-  if (typeof value === 'string' && !DECIMAL.test(value)) return `device '${device}': point ${w.point} (${where}) has ${limits} and holds text`;
-  if (typeof value === 'number' && !Number.isFinite(value)) return `device '${device}': value ${value} is not a finite number`;
-  if (rule.min !== undefined && compare(value, rule.min) < 0) return `device '${device}': value ${String(value)} is below the minimum ${rule.min}`;
-  if (rule.max !== undefined && compare(value, rule.max) > 0) return `device '${device}': value ${String(value)} is above the maximum ${rule.max}`;
+  const value = exactOf(w);
+  if (value === undefined) {
+    if (typeof w.value === 'number') return `device '${device}': value ${w.value} is not a finite number`;
+    return `device '${device}': point ${w.point} (${where}) has ${limits} and holds text`;
+  }
+  const shown = w.exact ?? String(w.value);
+  if (rule.min !== undefined && compare(value, ofWritten(rule.min)) < 0) return `device '${device}': value ${shown} is below the minimum ${toText(ofWritten(rule.min))}`;
+  if (rule.max !== undefined && compare(value, ofWritten(rule.max)) > 0) return `device '${device}': value ${shown} is above the maximum ${toText(ofWritten(rule.max))}`;
   return undefined;
 }
 
-/** Exact comparison of a value (a number, a decimal string beyond 2^53, or a boolean as 0/1) with a limit. */
-function compare(value: number | string | boolean, limit: number): number {
-  if (typeof value === 'boolean') return Math.sign((value ? 1 : 0) - limit);
-  if (typeof value === 'number') return Math.sign(value - limit);
-  const v = BigInt(value);
-  // an integer against a fractional limit: v < 2.5 exactly when v <= 2
-  const floor = BigInt(Math.floor(limit));
-  if (v < floor) return -1;
-  if (v > floor) return 1;
-  return Number.isInteger(limit) ? 0 : -1;
+/**
+ * The written value, exactly: `exact` when the planner gave it (raw * scale + offset
+ * without rounding), else a boolean as 0/1, an integer, or a decimal integer string.
+ * A limit is the decimal the manifest wrote (`ofWritten`): 250.1 is 250.1, so a
+ * float32 that holds 250.100006103515625 is above it.
+ */
+function exactOf(w: WrittenValue): Decimal | undefined {
+  if (w.exact !== undefined) return parseDecimal(w.exact);
+  const value = w.value;
+  if (typeof value === 'boolean') return ofBigInt(value ? 1n : 0n);
+  if (typeof value === 'number') return Number.isFinite(value) ? ofDouble(value) : undefined;
+  if (typeof value === 'string' && DECIMAL.test(value)) return ofBigInt(BigInt(value));
+  return undefined;
 }
 
 function deny(reason: WriteDenyReason, message: string): WriteDecision {

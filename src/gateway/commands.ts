@@ -6,9 +6,10 @@ import type { Component, DownstreamAdapter, InboundCommand, UpstreamAdapter, Wri
 const MAX_PAYLOAD_BYTES = 16 * 1024;
 const MAX_PENDING_PER_DEVICE = 8;
 const MAX_TRANSACTION_LENGTH = 128;
-/** A command repeated with the same transaction within this time is answered again, not run again (QoS 1 redelivery). */
-const REPEAT_WINDOW_MS = 10 * 60_000;
-const REPEAT_MAX = 1000;
+/** Transactions remembered at once; when full, new commands with a transaction are refused (429) rather than forgetting a fresh one. */
+export const REPEAT_MAX = 10_000;
+/** Error codes after which nothing was done on the device: such a command is not remembered (sending it again runs it once). */
+const NOTHING_RAN = new Set<ErrorCode>(['GUARDIAN_E_COMMAND_INVALID', 'GUARDIAN_E_COMMAND_UNKNOWN', 'GUARDIAN_E_WRITE_DENIED', 'GUARDIAN_E_COMMAND_BUSY', 'GUARDIAN_E_COMMAND_RATE']);
 const RATE_WINDOW_MS = 60_000;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -17,6 +18,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   GUARDIAN_E_COMMAND_UNKNOWN: 404,
   GUARDIAN_E_COMMAND_BUSY: 429,
   GUARDIAN_E_COMMAND_RATE: 429,
+  GUARDIAN_E_COMMAND_REPEAT_FULL: 429,
   GUARDIAN_E_COMMAND_EXPIRED: 408,
   GUARDIAN_E_MODBUS_EXCEPTION: 502,
   GUARDIAN_E_MODBUS_FRAME: 502,
@@ -54,6 +56,7 @@ export class LoggedWriteGate implements WriteGate {
     const what = {
       requester: request.requester, device: request.device, table: request.table, address: request.address, count: request.count,
       kind: request.kind, ...(request.point === undefined ? {} : { point: request.point }), data: request.data, written: request.written,
+      ...(request.recheck === true ? { recheck: true } : {}),
     };
     if (decision.allowed) this.log.info({ ...what, decision: 'allowed' }, `write allowed: ${request.device} ${request.table} ${request.address}`);
     else this.log.warn({ ...what, decision: 'denied', code: 'GUARDIAN_E_WRITE_DENIED', reason: decision.reason }, `write denied: ${decision.message}`);
@@ -68,6 +71,14 @@ interface Envelope {
   readonly ts?: number;
   readonly maxAgeMs?: number;
   readonly payload: Record<string, unknown>;
+}
+
+interface Remembered {
+  /** Undefined while the command runs (a running command is never forgotten). */
+  readonly reply: Reply | undefined;
+  /** Kept until both have passed: the last moment its `ts` is fresh, by the wall and the monotonic clock. */
+  readonly untilWall: number;
+  readonly untilMono: number;
 }
 
 interface Reply {
@@ -91,8 +102,8 @@ export class CommandRouter implements Component {
   readonly name = 'commands';
   private readonly byDevice = new Map<string, DownstreamAdapter>();
   private readonly pending = new Map<string, number>();
-  /** `device/name/transaction` → the reply (undefined while it runs), oldest first. */
-  private readonly recent = new Map<string, { at: number; reply: Reply | undefined }>();
+  /** `device/name/transaction` → the reply (undefined while it runs), kept while the command could still be fresh. */
+  private readonly recent = new Map<string, Remembered>();
   /** Per device: when its admitted read commands arrived (monotonic ms), oldest first. */
   private readonly reads = new Map<string, number[]>();
   private listening = false;
@@ -105,6 +116,7 @@ export class CommandRouter implements Component {
     private readonly log: Logger,
     private readonly options: CommandsConfig,
     private readonly wallClock: () => number = Date.now,
+    private readonly repeatMax: number = REPEAT_MAX,
   ) {
     for (const adapter of adapters) for (const device of adapter.devices) this.byDevice.set(device, adapter);
   }
@@ -140,28 +152,38 @@ export class CommandRouter implements Component {
       }
       const repeatKey = transaction === null ? undefined : `${command.device}/${command.name}/${transaction}`;
       const seen = repeatKey === undefined ? undefined : this.recent.get(repeatKey);
-      if (seen !== undefined && performance.now() - seen.at < REPEAT_WINDOW_MS) {
+      if (seen !== undefined && !this.expired(seen)) {
         this.log.info({ device: command.device, command: command.name, transaction, requester: command.requester }, seen.reply === undefined ? 'repeated command while the first is running: ignored' : 'repeated command: answered again, not run again');
         if (seen.reply !== undefined) await this.send(command, seen.reply);
         return;
       }
-      // an expired command is not remembered: the sender may send it again, freshly dated, with the same transaction
+      // an expired or refused command is not remembered: the sender may send it again, freshly dated, with the same transaction
       this.checkFresh(command, envelope);
+      const adapter = this.admit(command);
       if (repeatKey !== undefined) {
+        this.remember(repeatKey, command, envelope);
         key = repeatKey;
-        this.remember(key, undefined);
       }
-      reply = { status: 200, data: await this.execute(command, envelope), transaction };
+      reply = { status: 200, data: await this.execute(adapter, command, envelope), transaction };
       this.counts.succeeded += 1;
     } catch (caught) {
       const err = toGuardianError(caught);
       const status = statusOf(err);
       if (status === 403 || status === 408 || err.code === 'GUARDIAN_E_COMMAND_RATE' || (status === 429 && err.code === 'GUARDIAN_E_WRITE_DENIED')) this.counts.denied += 1;
       else this.counts.failed += 1;
+      // a bit write refused once its register was read cost a bus read: it counts as one
+      if (err.code === 'GUARDIAN_E_WRITE_DENIED' && err.context['busRead'] === true) this.countRead(command.device);
       this.log.warn({ err, device: command.device, command: command.name, transaction, requester: command.requester, status }, `command ${command.name} for ${command.device} failed: ${err.message}`);
       reply = { status, error: { code: err.code, message: err.message }, transaction };
+      if (key !== undefined && NOTHING_RAN.has(err.code)) {
+        this.recent.delete(key);
+        key = undefined;
+      }
     }
-    if (key !== undefined) this.remember(key, reply);
+    if (key !== undefined) {
+      const entry = this.recent.get(key);
+      if (entry !== undefined) this.recent.set(key, { ...entry, reply });
+    }
     await this.send(command, reply);
   }
 
@@ -195,7 +217,7 @@ export class CommandRouter implements Component {
   /** A command past its max age, or dated further in the future than the skew allows, is refused (GUARDIAN_E_COMMAND_EXPIRED). */
   private checkFresh(command: InboundCommand, envelope: Envelope): void {
     if (envelope.ts === undefined) return;
-    const maxAge = Math.min(envelope.maxAgeMs ?? this.options.maxAgeMs, this.options.maxAgeMs);
+    const maxAge = this.maxAge(envelope);
     const age = this.wallClock() - envelope.ts;
     const context = { device: command.device, command: command.name, ts: envelope.ts, ageMs: age };
     if (age > maxAge) {
@@ -208,24 +230,37 @@ export class CommandRouter implements Component {
 
   /** Read commands per device in a sliding minute; refused reads do not count. */
   private admitRead(device: string): void {
+    if (this.readsInWindow(device).length >= this.options.maxReadsPerMinute) {
+      throw new GuardianError('GUARDIAN_E_COMMAND_RATE', `device '${device}': more than ${this.options.maxReadsPerMinute} reads a minute (commands.maxReadsPerMinute)`, { device });
+    }
+    this.countRead(device);
+  }
+
+  private readsInWindow(device: string): number[] {
     const now = performance.now();
     const times = (this.reads.get(device) ?? []).filter((t) => now - t < RATE_WINDOW_MS);
     this.reads.set(device, times);
-    if (times.length >= this.options.maxReadsPerMinute) {
-      throw new GuardianError('GUARDIAN_E_COMMAND_RATE', `device '${device}': more than ${this.options.maxReadsPerMinute} reads a minute (commands.maxReadsPerMinute)`, { device });
-    }
-    times.push(now);
+    return times;
   }
 
-  private async execute(command: InboundCommand, envelope: { requester: string; payload: Record<string, unknown> }): Promise<unknown> {
+  private countRead(device: string): void {
+    this.readsInWindow(device).push(performance.now());
+  }
+
+  /** The checks before a command runs: a known device, the read rate, the commands waiting. Nothing is remembered for a refusal here. */
+  private admit(command: InboundCommand): DownstreamAdapter {
     const adapter = this.byDevice.get(command.device);
     if (adapter === undefined) throw new GuardianError('GUARDIAN_E_COMMAND_UNKNOWN', `this gateway has no device '${command.device}'`, { device: command.device });
-    if (command.name === 'read') this.admitRead(command.device);
     const waiting = this.pending.get(command.device) ?? 0;
     if (waiting >= MAX_PENDING_PER_DEVICE) {
       throw new GuardianError('GUARDIAN_E_COMMAND_BUSY', `${waiting} commands are already waiting for device ${command.device}`, { device: command.device });
     }
-    this.pending.set(command.device, waiting + 1);
+    if (command.name === 'read') this.admitRead(command.device);
+    return adapter;
+  }
+
+  private async execute(adapter: DownstreamAdapter, command: InboundCommand, envelope: { requester: string; payload: Record<string, unknown> }): Promise<unknown> {
+    this.pending.set(command.device, (this.pending.get(command.device) ?? 0) + 1);
     try {
       return await adapter.command({ device: command.device, name: command.name, payload: envelope.payload, requester: envelope.requester });
     } finally {
@@ -233,14 +268,33 @@ export class CommandRouter implements Component {
     }
   }
 
-  private remember(key: string, reply: Reply | undefined): void {
-    this.recent.delete(key);
-    this.recent.set(key, { at: performance.now(), reply });
-    const now = performance.now();
-    for (const [k, v] of this.recent) {
-      if (this.recent.size <= REPEAT_MAX && now - v.at < REPEAT_WINDOW_MS) break;
-      this.recent.delete(k);
+  /**
+   * Remember a transaction that is about to run, until the same bytes can no longer be
+   * fresh: its `ts` plus its max age by the wall clock AND by the monotonic clock (a
+   * wall clock set back does not make the entry go early). Fresh entries are never
+   * evicted: when REPEAT_MAX are held, the command is refused (GUARDIAN_E_COMMAND_REPEAT_FULL).
+   */
+  private remember(key: string, command: InboundCommand, envelope: Envelope): void {
+    const wall = this.wallClock();
+    const mono = performance.now();
+    const life = envelope.ts === undefined
+      ? this.options.maxAgeMs + this.options.maxFutureMs // no ts: as long as any dated command could be fresh
+      : Math.max(0, envelope.ts + this.maxAge(envelope) - wall);
+    if (this.recent.size >= this.repeatMax) {
+      for (const [k, v] of this.recent) if (this.expired(v)) this.recent.delete(k);
     }
+    if (this.recent.size >= this.repeatMax) {
+      throw new GuardianError('GUARDIAN_E_COMMAND_REPEAT_FULL', `${this.recent.size} commands with a transaction are still within their max age; this one is not run (a transaction is never forgotten while it could be replayed)`, { device: command.device, command: command.name, held: this.recent.size });
+    }
+    this.recent.set(key, { reply: undefined, untilWall: wall + life, untilMono: mono + life });
+  }
+
+  private expired(entry: Remembered): boolean {
+    return entry.reply !== undefined && this.wallClock() > entry.untilWall && performance.now() > entry.untilMono;
+  }
+
+  private maxAge(envelope: Envelope): number {
+    return Math.min(envelope.maxAgeMs ?? this.options.maxAgeMs, this.options.maxAgeMs);
   }
 
   private async send(command: InboundCommand, reply: Reply): Promise<void> {

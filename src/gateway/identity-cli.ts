@@ -14,7 +14,7 @@ import { GuardianError, hasCode } from '../core/errors.js';
 import { CERT_KEYS, DeviceIdentity, IDENTITY_KEY, type CertKey } from '../identity/identity.js';
 import { writeAtomic } from '../identity/records.js';
 import { createKeyStore } from '../identity/open.js';
-import { allowOwnerSwitch } from '../identity/safe-fs.js';
+import { allowOwnerSwitch, privateDir } from '../identity/safe-fs.js';
 
 export interface IdentityArgs {
   readonly subject?: string | undefined;
@@ -103,11 +103,14 @@ async function identitySubcommand(sub: string | undefined, file: string | undefi
       case 'attest': {
         if (args.nonce === undefined || !/^([0-9a-fA-F]{2})+$/.test(args.nonce)) throw usage('identity attest needs --nonce HEX (1-32 bytes, from the verifier)');
         const pcrs = args.pcrs ?? config.identity.attestPcrs;
+        const outDir = args.out;
+        if (outDir !== undefined) privateDir(outDir); // before the TPM is asked: an unsafe directory costs nothing
         const quote = await identity.attest(Buffer.from(args.nonce, 'hex'), pcrs);
         const ek = await identity.endorsement();
         const ekCertPem = ek.ekCertificate === undefined ? undefined : new X509Certificate(ek.ekCertificate).toString();
-        if (args.out !== undefined) {
-          const put = (name: string, data: string | Buffer): void => writeAtomic(path.join(args.out!, name), data);
+        if (outDir !== undefined) {
+          // temp file O_CREAT|O_EXCL|O_NOFOLLOW, then renamed: an existing link or hard link is refused, never followed
+          const put = (name: string, data: string | Buffer): void => writeAtomic(path.join(outDir, name), data, outDir);
           put('quote.msg', quote.message);
           put('quote.sig', quote.signature);
           put('quote.sig.der', quote.signatureDer);
@@ -116,7 +119,7 @@ async function identitySubcommand(sub: string | undefined, file: string | undefi
           put('ak.pub', ek.akPublic);
           put('ek.pub.pem', ek.ekPublicPem);
           if (ekCertPem !== undefined) put('ek.crt', ekCertPem);
-          io.out(`wrote quote.msg, quote.sig, quote.sig.der, quote.pcrs, ak.pub.pem, ak.pub, ek.pub.pem${ekCertPem === undefined ? '' : ' and ek.crt'} to ${args.out}\n`
+          io.out(`wrote quote.msg, quote.sig, quote.sig.der, quote.pcrs, ak.pub.pem, ak.pub, ek.pub.pem${ekCertPem === undefined ? '' : ' and ek.crt'} to ${outDir}\n`
             + `attestation key Name: ${ek.akName.toString('hex')}\n`
             + `${ekCertPem === undefined ? 'this TPM has no EK certificate at NV 0x01c00002: trust ek.pub.pem as recorded at enrolment\n' : ''}`
             + `verify the quote with:\n  tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f quote.pcrs -g sha256 -q ${args.nonce}\n`

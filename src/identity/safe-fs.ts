@@ -253,7 +253,7 @@ export function stateUser(base: string): FileUser & { covers(file: string): bool
   return {
     covers,
     run<T>(fn: () => T): T {
-      if (!ownerSwitch || process.geteuid?.() !== 0) return fn();
+      if (!ownerSwitch) return fn();
       let owner: Stats;
       try {
         owner = statSync(base);
@@ -261,10 +261,36 @@ export function stateUser(base: string): FileUser & { covers(file: string): bool
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fn();
         throw err;
       }
-      if (owner.uid === 0) return fn();
+      // a directory others may write: they could swap what is checked for something else between the check and the use
+      if ((owner.mode & 0o022) !== 0) throw unsafePath(base, `the state directory is writable by ${(owner.mode & 0o002) !== 0 ? 'every user' : 'its group'} (mode ${(owner.mode & 0o7777).toString(8)}); make it 0700 or 0750`);
+      if (process.geteuid?.() !== 0 || owner.uid === 0) return fn();
       return asUser(owner.uid, owner.gid, fn);
     },
   };
+}
+
+/**
+ * A directory for files a command writes outside the state directory (`identity attest
+ * --out DIR`): created 0700 when it does not exist; an existing one must be a real
+ * directory (not a link) owned by the calling user and writable by no one else, in a
+ * parent that others cannot rename it in (not group/world-writable, or sticky like
+ * /tmp). Otherwise GUARDIAN_E_IDENTITY_UNSAFE_PATH: as root, a directory someone
+ * else prepared (sudo … --out /tmp/quote) would let them aim the files elsewhere.
+ */
+export function privateDir(dir: string): void {
+  const refuse = (file: string, why: string): GuardianError => new GuardianError('GUARDIAN_E_IDENTITY_UNSAFE_PATH', `refusing ${file}: ${why}; use a new directory, or one only you can write`, { file });
+  const parent = statSync(path.dirname(path.resolve(dir)));
+  if ((parent.mode & 0o022) !== 0 && (parent.mode & 0o1000) === 0) throw refuse(path.dirname(path.resolve(dir)), 'others may write this directory (and it is not sticky), so they can replace what is in it');
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw refuse(dir, `it is ${kind(st)}, not a directory`);
+  const me = process.geteuid?.();
+  if (me !== undefined && st.uid !== me) throw refuse(dir, `it belongs to uid ${st.uid}, not to the caller (uid ${me})`);
+  if ((st.mode & 0o022) !== 0) throw refuse(dir, `it is writable by its group or others (mode ${(st.mode & 0o7777).toString(8)})`);
 }
 
 function asUser<T>(uid: number, gid: number, fn: () => T): T {

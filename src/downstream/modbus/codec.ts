@@ -15,6 +15,7 @@
 import type { PointConfig, Table } from '../../core/config.js';
 import type { PointValue } from '../../core/types.js';
 import { GuardianError } from '../../core/errors.js';
+import { add, mul, ofBigInt, ofDouble, ofWritten, toText } from '../../core/decimal.js';
 
 const REPLACEMENT = '\uFFFD';
 const DECIMAL_INTEGER = /^-?\d+$/;
@@ -97,6 +98,7 @@ function bigToValue(v: bigint): number | string {
 
 /** The shortest decimal that is the same float32 (21.7, not 21.700000762939453). */
 function shortestFloat32(v: number): number {
+  if (v === 0) return v; // keeps -0: its register is 0x8000, not 0
   for (let p = 1; p < 9; p++) {
     const c = Number(v.toPrecision(p));
     if (Math.fround(c) === v) return c;
@@ -241,6 +243,43 @@ export function applyScale(point: PointConfig, value: PointValue): PointValue {
     ? Number(scaled.toFixed(scalePlaces(point)))
     : Number(scaled.toPrecision(12));
   return rounded === 0 ? 0 : rounded; // no -0
+}
+
+/**
+ * The exact engineering value of a raw decode (`decodeRegisters`) as decimal text:
+ * `raw * scale + offset` with no rounding, the raw value exactly as the device holds
+ * it (a 64-bit integer in full, a float32 as the float32 value, not its shortest
+ * decimal) and `scale` / `offset` as the decimals written in the config. What the
+ * write policy compares with a limit; `applyScale` is for display. Undefined for
+ * booleans and text.
+ */
+export function exactValue(point: PointConfig, raw: PointValue): string | undefined {
+  let value;
+  if (typeof raw === 'number' && (point.type === 'float32' || point.type === 'float64')) {
+    value = ofDouble(point.type === 'float32' ? Math.fround(raw) : raw);
+  } else if ((typeof raw === 'number' && Number.isInteger(raw)) || (typeof raw === 'string' && DECIMAL_INTEGER.test(raw) && point.type !== 'string')) {
+    value = ofBigInt(BigInt(raw));
+  } else {
+    return undefined;
+  }
+  if (point.scale !== 1 || point.offset !== 0) value = add(mul(value, ofWritten(point.scale)), ofWritten(point.offset));
+  return toText(value);
+}
+
+/**
+ * Whether `regs` are exactly what the point's codec writes for the value they decode
+ * to (a bool register holding 65535 decodes to true but is not the encoding of true;
+ * every integer and finite float is). Throws GUARDIAN_E_DECODE when they do not decode.
+ */
+export function isCanonical(point: PointConfig, regs: readonly number[]): boolean {
+  if (point.type === 'string' || point.type === 'bit') return false;
+  const back = encodeRegisters(point, decodeRegisters(point, regs) as number | string | boolean);
+  return back.length === regs.length && back.every((r, i) => r === regs[i]);
+}
+
+/** The register bits a `bit` point is (its mask as the device sends the register: `byteOrder` applies). */
+export function bitMask(point: PointConfig): number {
+  return withBit(point, 0, true);
 }
 
 /**

@@ -7,7 +7,9 @@
  * is one FC16), is never retried, and is read back and compared unless its rule
  * says Verify false. The write and its read-back are one job of the bus arbiter:
  * no other request (a poll, another command) comes between them. A `bit` point
- * is a read-modify-write of its register, all three in that one job.
+ * is a read-modify-write of its register, all three in that one job; it is
+ * judged on its bit before the job is queued (a refused one costs no read), and
+ * on the whole register it leaves once read (a refusal then is counted as a read).
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -79,18 +81,15 @@ export class ModbusCommands {
 
   private async write(device: DeviceConfig, command: DeviceCommand): Promise<unknown> {
     const planned = planWrite(device, command.payload);
-    const count = planned.bit === undefined ? planned.data.length : 1;
-    // a plan with its data known is judged before the job is queued: a refused write costs the bus nothing
-    const decision = planned.bit === undefined ? this.decide(planned, command.requester) : undefined;
-    const done = await this.onBus(device, planned.table, planned.address, count, async (client): Promise<Done> => {
+    // every write is judged before its job is queued: a refused write costs the bus nothing; a bit write is
+    // judged on its bit here (no read for a refused one), and again on the whole register once read
+    const verdict = this.decide(planned, command.requester);
+    const done = await this.onBus(device, planned.table, planned.address, planned.data.length, async (client): Promise<Done> => {
       let plan = planned;
-      let verdict: { verify: boolean };
-      if (decision === undefined) {
+      if (plan.bit !== undefined) {
         const [register] = await readRange(client, 'holding', plan.address, 1) as number[];
         plan = withRegister(plan, register ?? 0);
-        verdict = this.decide(plan, command.requester);
-      } else {
-        verdict = decision;
+        this.decide(plan, command.requester, { busRead: true });
       }
       await sendWrite(client, plan.table, plan.address, plan.data);
       if (!verdict.verify) return { plan, verify: false };
@@ -100,11 +99,12 @@ export class ModbusCommands {
   }
 
   /** Ask the gate; a refusal throws GUARDIAN_E_WRITE_DENIED. */
-  private decide(plan: WritePlan, requester: string): WriteDecision & { allowed: true } {
+  private decide(plan: WritePlan, requester: string, extra: { busRead?: true } = {}): WriteDecision & { allowed: true } {
     const request = writeRequest(plan, requester);
     const decision = this.gate.decide(request);
     if (!decision.allowed) {
-      throw new GuardianError('GUARDIAN_E_WRITE_DENIED', decision.message, { device: request.device, reason: decision.reason, table: request.table, address: request.address, count: request.count });
+      // busRead: refused after reading the register (the command router counts that read against commands.maxReadsPerMinute)
+      throw new GuardianError('GUARDIAN_E_WRITE_DENIED', decision.message, { device: request.device, reason: decision.reason, table: request.table, address: request.address, count: request.count, ...extra });
     }
     return decision;
   }

@@ -10,23 +10,25 @@
 import type { DeviceConfig, PointConfig } from '../../core/config.js';
 import { GuardianError, hasCode } from '../../core/errors.js';
 import type { WriteRequest, WrittenValue } from '../../core/types.js';
-import { applyScale, decodeBits, decodeRegisters, encodeRegisters, registerCount, withBit } from './codec.js';
+import { applyScale, bitMask, decodeBits, decodeRegisters, encodeRegisters, exactValue, isCanonical, registerCount, withBit } from './codec.js';
 
 export const MAX_REGISTERS = 123; // FC16
 export const MAX_COILS = 1968; // FC15
 
 export type WriteData = readonly number[] | readonly boolean[];
 
-/** A write in wire form. A `bit` point's register is only known once read: see `withRegister`. */
+/** A write in wire form. A `bit` point's other bits are only known once its register is read: see `withRegister`. */
 export interface WritePlan {
   readonly device: DeviceConfig;
   readonly table: 'coil' | 'holding';
   readonly address: number;
-  /** Registers (holding) or coils to send; for a `bit` point, empty until `withRegister`. */
+  /** Registers (holding) or coils to send; for a `bit` point, the register with only its bit until `withRegister`. */
   readonly data: WriteData;
   readonly point?: PointConfig;
   /** A `bit` point: the value of its bit (a read-modify-write of the register). */
   readonly bit?: boolean;
+  /** A `bit` point's register was read (`withRegister`): `data` is the whole register it leaves. */
+  readonly registerRead?: boolean;
 }
 
 export function invalid(device: string, message: string, context: Record<string, string | number> = {}): GuardianError {
@@ -112,7 +114,8 @@ export function planWrite(device: DeviceConfig, p: Readonly<Record<string, unkno
   const at = { device, table: point.table, address: point.address, point };
   if (point.table === 'coil' || point.type === 'bit') {
     if (typeof value !== 'boolean') throw invalid(device.name, `point ${point.name} is ${point.table === 'coil' ? 'a coil' : 'one bit of a register'}: value must be true or false`, { point: point.name });
-    return point.table === 'coil' ? { ...at, data: [value] } : { ...at, data: [], bit: value };
+    // until its register is read (withRegister), a bit write's data is the register with only that bit: what the policy judges is the bit
+    return point.table === 'coil' ? { ...at, data: [value] } : { ...at, data: [withBit(point, 0, value)], bit: value };
   }
   return { ...at, data: encodePoint(device, point, value) };
 }
@@ -120,34 +123,56 @@ export function planWrite(device: DeviceConfig, p: Readonly<Record<string, unkno
 /** A `bit` point's plan once its register was read: that register with only the bit changed. */
 export function withRegister(plan: WritePlan, register: number): WritePlan {
   if (plan.point === undefined || plan.bit === undefined) return plan;
-  return { ...plan, data: [withBit(plan.point, register, plan.bit)] };
+  return { ...plan, data: [withBit(plan.point, register, plan.bit)], registerRead: true };
 }
 
 /** Decode one configured point from its registers or coil as they will be on the device. */
-function decodeWritten(point: PointConfig, slice: WriteData): Pick<WrittenValue, 'value' | 'unknown'> {
+function decodeWritten(point: PointConfig, slice: WriteData): Pick<WrittenValue, 'value' | 'exact' | 'unknown'> {
   try {
-    const raw = point.table === 'coil' ? decodeBits(point, slice as readonly boolean[]) : decodeRegisters(point, slice as readonly number[]);
+    if (point.table === 'coil') return { value: decodeBits(point, slice as readonly boolean[]) };
+    const regs = slice as readonly number[];
+    const raw = decodeRegisters(point, regs);
     if (point.type === 'string') return { unknown: `is text (${JSON.stringify(raw)})` };
+    // a bool register holding 65535 reads as true, but the device may read it otherwise: only the point's own encodings are known values
+    if (point.type !== 'bit' && !isCanonical(point, regs)) return { unknown: `holds ${JSON.stringify(regs)}, which is not how its codec writes any ${point.type} value` };
     const value = applyScale(point, raw);
-    return value === null ? { unknown: 'has no value' } : { value };
+    if (value === null) return { unknown: 'has no value' };
+    const exact = exactValue(point, raw);
+    return exact === undefined ? { value } : { value, exact };
   } catch (err) {
     if (hasCode(err, 'GUARDIAN_E_DECODE')) return { unknown: `does not decode (${err.message})` };
     throw err;
   }
 }
 
+/** Register bits (as sent) that the `bit` points of `address` describe; 0xffff when a register-wide point covers it. */
+function describedBits(points: readonly PointConfig[], address: number): number {
+  let mask = 0;
+  for (const p of points) {
+    if (p.address > address || address >= p.address + registerCount(p)) continue;
+    if (p.type !== 'bit') return 0xffff;
+    mask |= bitMask(p);
+  }
+  return mask;
+}
+
 /**
  * What `data` written at `address` of `table` leaves in the device: each configured
  * point of that table the range touches, decoded with its own codec (a point only
  * partly inside the range has no known value: its other registers are not written),
- * and each written address no point covers, as its raw register or coil.
+ * and each written address no point covers, as its raw register or coil. A register
+ * that only `bit` points describe, and not all 16 of its bits, gets an entry without
+ * a point as well: the other bits mean something no point says.
+ * `bitWrite`: a `bit` point's read-modify-write, which changes that bit alone (the
+ * other bits are written back as read, in the same bus job): no entry for the bits no
+ * point describes, and before the register is read (`whole` false) only that point.
  */
-export function writtenValues(device: DeviceConfig, table: 'coil' | 'holding', address: number, data: WriteData): WrittenValue[] {
+export function writtenValues(device: DeviceConfig, table: 'coil' | 'holding', address: number, data: WriteData, bitWrite?: { point: PointConfig; whole: boolean }): WrittenValue[] {
   const last = address + data.length - 1;
   const described = new Array<boolean>(data.length).fill(false);
   const out: WrittenValue[] = [];
-  for (const point of device.points) {
-    if (point.table !== table) continue;
+  const points = bitWrite?.whole === false ? [bitWrite.point] : device.points.filter((p) => p.table === table);
+  for (const point of points) {
     const count = registerCount(point);
     const end = point.address + count - 1;
     if (end < address || point.address > last) continue;
@@ -161,16 +186,30 @@ export function writtenValues(device: DeviceConfig, table: 'coil' | 'holding', a
   }
   described.forEach((seen, i) => {
     const value = data[i];
-    if (!seen && value !== undefined) out.push({ address: address + i, count: 1, value });
+    if (value === undefined) return;
+    if (!seen) {
+      out.push({ address: address + i, count: 1, value });
+      return;
+    }
+    if (bitWrite !== undefined || table !== 'holding') return;
+    const free = ~describedBits(points, address + i) & 0xffff;
+    if (free !== 0) out.push({ address: address + i, count: 1, value, unknown: `bits 0x${free.toString(16).padStart(4, '0')} of the register (as sent) are in no point` });
   });
   return out;
 }
 
-/** The question for the write policy: the data as it will be sent and what it means. */
+/**
+ * The question for the write policy: the data as it will be sent and what it means.
+ * A `bit` write is asked twice: before its job is queued, on its bit alone (so a
+ * refused one costs no bus read), and once its register was read, on the whole
+ * register it leaves (every other point of that register too), as a recheck.
+ */
 export function writeRequest(plan: WritePlan, requester: string): WriteRequest {
+  const bitWrite = plan.bit !== undefined && plan.point !== undefined ? { point: plan.point, whole: plan.registerRead === true } : undefined;
   return {
     device: plan.device.name, table: plan.table, address: plan.address, count: plan.data.length,
     kind: plan.point === undefined ? 'raw' : 'point', ...(plan.point === undefined ? {} : { point: plan.point.name }),
-    data: plan.data, written: writtenValues(plan.device, plan.table, plan.address, plan.data), requester,
+    data: plan.data, written: writtenValues(plan.device, plan.table, plan.address, plan.data, bitWrite), requester,
+    ...(plan.registerRead === true ? { recheck: true } : {}),
   };
 }

@@ -70,7 +70,7 @@ void t.test('in process: plan → policy → register image, 4000 cases', async 
     seen.allowed += 1;
     const after: (number | boolean)[] = plan.table === 'coil' ? [...image.coils] : [...image.holding];
     plan.data.forEach((v, i) => { after[plan.address + i] = v; });
-    const why = violation(device, rules, plan.table, plan.address, plan.data.length, after);
+    const why = violation(device, rules, plan.table, plan.address, plan.data.length, after, plan.table === 'coil' ? image.coils : image.holding);
     if (why !== undefined) throw new Error(`${why}; wrote ${JSON.stringify(plan.data)} at ${plan.table} ${plan.address}`);
   }), { seed: SEED, numRuns: 4000 }));
   t.comment(`outcomes: ${JSON.stringify(seen)}`);
@@ -107,7 +107,7 @@ void t.test('end to end against pymodbus: 300 commands, the device log and regis
     if (w === undefined || writes.length !== 1) throw new Error(`one write request expected, the device executed ${JSON.stringify(writes)}`);
     const table = w.fc === 5 || w.fc === 15 ? 'coil' : 'holding';
     const after = await server.get(1, table === 'coil' ? 'coils' : 'holding', 0, SPACE);
-    const why = violation(device, rules, table, w.address, w.values.length, after);
+    const why = violation(device, rules, table, w.address, w.values.length, after, table === 'coil' ? image.coils : image.holding);
     if (why !== undefined) throw new Error(`${why}; the device executed ${JSON.stringify(w)}`);
   }), { seed: SEED, numRuns: 300 }));
   t.comment(`outcomes: ${JSON.stringify(seen)}`);
