@@ -12,7 +12,7 @@
  */
 import workerThreads from 'node:worker_threads';
 import { rec, trusts, type GuardContext } from './context.js';
-import { ReflectConstruct, ReflectOwnKeys, SetPrototypeHas, StringCtor, StringPrototypeSlice, list, listPush, pin, record } from './primordials.js';
+import { ReflectConstruct, ReflectOwnKeys, SetPrototypeHas, StringCtor, StringPrototypeSlice, URLCtor, list, listPush, pin, record } from './primordials.js';
 
 /**
  * What a trusted source may be started with. `execArgv` (a `--require` runs a module
@@ -22,11 +22,11 @@ import { ReflectConstruct, ReflectOwnKeys, SetPrototypeHas, StringCtor, StringPr
 const TRUSTED_OPTIONS: readonly string[] = ['eval', 'workerData', 'name', 'resourceLimits'];
 
 export function installWorkerHook(ctx: GuardContext): void {
-  const Worker = workerThreads.Worker;
+  const OriginalWorker = workerThreads.Worker;
   const allowed = new Set(TRUSTED_OPTIONS);
   const GuardedWorker = function Worker(this: unknown, source: unknown, opts?: unknown): object {
     if (new.target === undefined) throw new TypeError("Class constructor Worker cannot be invoked without 'new'");
-    const key = source instanceof URL ? source.href : StringCtor(source);
+    const key = source instanceof URLCtor ? StringCtor((source as URL).href) : StringCtor(source);
     if (!trusts(ctx.trust.workers, key)) {
       throw ctx.deny('worker', key.length > 80 ? `${StringPrototypeSlice(key, 0, 77)}...` : key, 'a worker thread Guardian does not start itself (workers are not guarded inside)');
     }
@@ -47,9 +47,9 @@ export function installWorkerHook(ctx: GuardContext): void {
       throw ctx.deny('worker', `options ${names}`, `a trusted worker started with ${names} (only ${TRUSTED_OPTIONS.join(', ')} are allowed: execArgv or env could run other code in the thread)`);
     }
     // what was checked is what runs: a fresh URL or the string, not the caller's object (a getter could change)
-    return ReflectConstruct(Worker, [source instanceof URL ? new URL(key) : key, copy], new.target === GuardedWorker ? Worker : new.target) as object;
+    return ReflectConstruct(OriginalWorker, [source instanceof URLCtor ? new URLCtor(key) : key, copy], new.target === GuardedWorker ? OriginalWorker : new.target) as object;
   };
-  GuardedWorker.prototype = Worker.prototype as unknown;
-  pin(Worker.prototype, 'constructor', GuardedWorker);
+  GuardedWorker.prototype = OriginalWorker.prototype as unknown;
+  pin(OriginalWorker.prototype, 'constructor', GuardedWorker);
   pin(workerThreads, 'Worker', GuardedWorker);
 }
