@@ -26,7 +26,7 @@ export function installWorkerHook(ctx: GuardContext): void {
   const allowed = new Set(TRUSTED_OPTIONS);
   const GuardedWorker = function Worker(this: unknown, source: unknown, opts?: unknown): object {
     if (new.target === undefined) throw new TypeError("Class constructor Worker cannot be invoked without 'new'");
-    const key = source instanceof URLCtor ? StringCtor((source as URL).href) : StringCtor(source);
+    const key = source instanceof URLCtor ? StringCtor((source).href) : StringCtor(source);
     if (!trusts(ctx.trust.workers, key)) {
       throw ctx.deny('worker', key.length > 80 ? `${StringPrototypeSlice(key, 0, 77)}...` : key, 'a worker thread Guardian does not start itself (workers are not guarded inside)');
     }
