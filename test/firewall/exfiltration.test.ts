@@ -131,20 +131,44 @@ void t.test('a module inside the gateway cannot get data out; the broker still w
     'dns.lookup saved before arming': 'refused',
     'child_process.spawn saved before arming': 'denied',
     'dgram send saved before arming': 'denied',
+    // the security review's bypasses (exfiltrate-intrinsics.mjs), attempted after arming
+    'Worker: new (Object.getPrototypeOf(Worker))(…)': 'error:Original is not a constructor',
+    'Worker: new Worker.prototype.constructor(…)': 'denied',
+    'Array.prototype.some → always true': 'denied',
+    'Array.prototype[Symbol.iterator] → yields the allowed endpoint': 'denied',
+    'Set.prototype.has → false: process.binding(tcp_wrap)': 'denied',
+    'Set.prototype.has → true: spawn python3': 'denied',
+    'Set.prototype.has → true: an untrusted worker': 'denied',
+    'Map.prototype.get → any port': 'denied',
+    'String.prototype.toLowerCase → an allowed name': 'denied',
+    'String.prototype.slice / indexOf → an allowed address': 'denied',
+    'RegExp.prototype.exec → no TCTI found': 'denied',
+    'globalThis.String → an allowed address': 'denied',
+    'net.isIP (synced into ESM) → not an IP': 'denied',
+    'Function.prototype.apply hijacked during an allowed connect': 'no leak (ok)',
+    'Function.prototype.call hijacked during a trusted spawn': 'no leak (ok)',
+    'Reflect.apply hijacked during an allowed connect': 'no leak (ok)',
+    'a hook written back (net.Socket.prototype.connect = …)': "error:Cannot assign to read only property 'connect' of object '#<Socket>'",
+    'inspector.Session#connect': 'denied',
+    'inspector.Session#connectToMainThread': 'denied',
+    'process.dlopen of a copy of the serialport addon': 'denied',
+    'DNS TXT of "127.0.0.1%.<secret>.attacker.example" (an IPv4 "zone")': 'denied',
+    'systemd-notify --exec': 'denied',
+    'childProcess.spawnSync systemd-notify --pid': 'denied',
   }, 'every way out is refused; only the allowed name, by name, connects');
 
   await sleep(300);
   t.equal(loot.sockets.length, 0, 'the loot listener was never connected to');
   t.equal(loot.bytes(), 0);
   t.equal(datagrams, 0, 'no datagram arrived');
-  t.equal(legit.sockets.length, 4, 'the allowed name connected four times (by name, with its custom lookup ignored, and twice as the two-faced options first answered)');
+  t.equal(legit.sockets.length, 6, 'the allowed name connected six times (by name, with its custom lookup ignored, twice as the two-faced options first answered, and during the apply and Reflect.apply hijacks)');
   t.ok(legit.localAddresses.every((a) => /^(::ffff:)?127\.0\.0\.1$|^::1$/.test(a)), `the caller's lookup (127.0.0.2) was not used: ${legit.localAddresses.join(', ')}`);
 
   const denials = gw.lines.filter((l) => codeOf(l) === 'GUARDIAN_E_FIREWALL_DENIED');
   const refused = Object.values(outcomes).filter((o) => o === 'denied' || o === 'refused').length + 2; // + the two dropped variables
   t.ok(denials.length >= refused, `every refusal is logged (${denials.length} lines for ${refused} refused attempts)`);
   t.match(denials.find((l) => l['target'] === `127.0.0.1:${loot.port}`), { level: 'warn', kind: 'connect', msg: new RegExp(`connection to 127.0.0.1:${loot.port} is not in the manifest's AllowedConnections`), stack: /exfiltrate\.mjs/ }, 'with what was refused and the code that asked');
-  for (const kind of ['connect', 'send', 'lookup', 'resolver', 'listen', 'bind', 'serial', 'worker', 'process', 'binding', 'inspector']) {
+  for (const kind of ['connect', 'send', 'lookup', 'resolver', 'listen', 'bind', 'serial', 'worker', 'process', 'binding', 'inspector', 'addon']) {
     t.ok(denials.some((l) => l['kind'] === kind), `a ${kind} refusal is logged`);
   }
   for (const [kind, target] of [['connect', `127.0.0.1:${loot.port}`], ['send', `127.0.0.2:${legit.port}`], ['lookup', 'the-device-key.exfil.example'], ['process', '/bin/sh'], ['process', '/usr/bin/systemd-notify:LD_PRELOAD'], ['process', '/usr/bin/systemd-notify:NODE_OPTIONS']]) {

@@ -84,8 +84,8 @@ void t.test('property: connect options are read once; what is checked is what go
     if (reads.host !== 1 || reads.port !== 1) return false;
     if (!copy.ok) return true;
     const o = copy.options;
-    // a fresh plain object of primitives, equal to the first answers
-    return Object.getPrototypeOf(o) === Object.prototype && o['port'] === copy.port && Number.isInteger(copy.port)
+    // a fresh object of primitives with no prototype (nothing planted on Object.prototype reaches net), equal to the first answers
+    return Object.getPrototypeOf(o) === null && o['port'] === copy.port && Number.isInteger(copy.port)
       && copy.port === Number(port1) && o['host'] === copy.host && (typeof host1 === 'string' && host1 !== '' ? copy.host === host1 : copy.host === 'localhost')
       && Object.values(o).every((v) => v === null || typeof v !== 'object');
   }), { seed, numRuns: 500 });

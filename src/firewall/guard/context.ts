@@ -4,11 +4,11 @@
  * addresses the guard's own lookups found for allowed names, and how a
  * refusal is raised and reported.
  */
-import { isIP } from 'node:net';
 import { GuardianError } from '../../core/errors.js';
+import { IsIP, MapIteratorPrototypeNext, MapPrototypeDelete, MapPrototypeGet, MapPrototypeGetSize, MapPrototypeKeys, MapPrototypeSet, ObjectFreeze, ReflectApply, SetPrototypeHas, list, listIncludes, listPush, newMap, newSet, type List } from './primordials.js';
 
-export type DenialKind = 'connect' | 'send' | 'lookup' | 'resolver' | 'listen' | 'bind' | 'serial' | 'worker' | 'process' | 'binding' | 'inspector';
-export const DENIAL_KINDS: readonly DenialKind[] = ['connect', 'send', 'lookup', 'resolver', 'listen', 'bind', 'serial', 'worker', 'process', 'binding', 'inspector'];
+export type DenialKind = 'connect' | 'send' | 'lookup' | 'resolver' | 'listen' | 'bind' | 'serial' | 'worker' | 'process' | 'binding' | 'inspector' | 'addon';
+export const DENIAL_KINDS: readonly DenialKind[] = ['connect', 'send', 'lookup', 'resolver', 'listen', 'bind', 'serial', 'worker', 'process', 'binding', 'inspector', 'addon'];
 
 /** Where the refusal happened: the public API (net, dns, dgram, …) or the native handle underneath it. */
 export type Layer = 'api' | 'handle';
@@ -33,7 +33,7 @@ export interface GuardPolicy {
 /** Before arming: nothing at all (`guardian run` reads its config and manifest without the network); an IP literal needs no query. */
 export const CLOSED_POLICY: GuardPolicy = {
   allowsConnect: () => false,
-  allowsLookup: (name) => isIP(name) !== 0,
+  allowsLookup: (name) => IsIP(name) !== 0,
   allowsTcpListen: () => false,
   allowsUdpBind: () => false,
   allowsSerial: () => false,
@@ -52,7 +52,34 @@ export interface Trust {
   readonly ownEnv: ReadonlyMap<string, string>;
 }
 
-export const NO_TRUST: Trust = { workers: new Set(), commands: new Set(), tcti: new Set(), notifySocket: undefined, ownEnv: new Map() };
+export const NO_TRUST: Trust = ObjectFreeze({ workers: newSet<string>(), commands: newSet<string>(), tcti: newSet<string>(), notifySocket: undefined, ownEnv: newMap<string, string>() });
+
+/** Whether a trusted set holds `value` (through the captured Set#has, never the set's own). */
+export function trusts(set: ReadonlySet<string>, value: unknown): boolean {
+  return typeof value === 'string' && SetPrototypeHas(set, value);
+}
+
+/**
+ * The policy's five questions, taken off the object when it is put in force:
+ * the functions are kept (a method replaced on its class later is not asked)
+ * and called through the captured Reflect.apply; only a strict `true` allows.
+ */
+function capture(policy: GuardPolicy): GuardPolicy {
+  /* eslint-disable @typescript-eslint/unbound-method -- kept unbound on purpose: called below with the policy as receiver */
+  const c = policy.allowsConnect;
+  const l = policy.allowsLookup;
+  const t = policy.allowsTcpListen;
+  const u = policy.allowsUdpBind;
+  const s = policy.allowsSerial;
+  /* eslint-enable @typescript-eslint/unbound-method */
+  return ObjectFreeze({
+    allowsConnect: (host: string, port: number): boolean => ReflectApply(c, policy, [host, port]) === true,
+    allowsLookup: (name: string): boolean => ReflectApply(l, policy, [name]) === true,
+    allowsTcpListen: (port: number): boolean => ReflectApply(t, policy, [port]) === true,
+    allowsUdpBind: (port: number): boolean => ReflectApply(u, policy, [port]) === true,
+    allowsSerial: (path: string): boolean => ReflectApply(s, policy, [path]) === true,
+  });
+}
 
 type Rec = Record<string, unknown>;
 export type Fn = (...args: unknown[]) => unknown;
@@ -75,19 +102,30 @@ export const UV_EACCES = -13;
 const MAX_RESOLVED = 1024;
 
 export class GuardContext {
-  policy: GuardPolicy;
+  #policy: GuardPolicy;
   trust: Trust = NO_TRUST;
   readonly counts: Record<DenialKind, number>;
   /** Address → the allowed names whose lookup (by the guard's own resolver) answered it. Bounded. */
-  private readonly resolved = new Map<string, Set<string>>();
+  readonly #resolved = newMap<string, List<string>>();
 
   constructor(
     setup: GuardPolicy,
     public onDenied: (denial: Denial) => void,
     public onFault: (error: GuardianError) => void,
   ) {
-    this.policy = setup;
-    this.counts = Object.fromEntries(DENIAL_KINDS.map((k) => [k, 0])) as Record<DenialKind, number>;
+    this.#policy = capture(setup);
+    const counts: Partial<Record<DenialKind, number>> = {};
+    for (let i = 0; i < DENIAL_KINDS.length; i++) counts[DENIAL_KINDS[i] as DenialKind] = 0;
+    this.counts = counts as Record<DenialKind, number>;
+  }
+
+  /** The questions in force (captured functions, see capture()). */
+  get policy(): GuardPolicy {
+    return this.#policy;
+  }
+
+  set policy(policy: GuardPolicy) {
+    this.#policy = capture(policy);
   }
 
   deny(kind: DenialKind, target: string, message: string, layer: Layer = 'api'): GuardianError {
@@ -113,21 +151,27 @@ export class GuardContext {
   }
 
   /** Remember what a lookup of an allowed name answered (the handle layer allows those addresses for that name's ports). */
-  remember(name: string, addresses: readonly string[]): void {
-    if (!this.policy.allowsLookup(name)) return;
-    for (const address of addresses) {
-      const names = this.resolved.get(address) ?? new Set<string>();
-      names.add(name);
-      this.resolved.delete(address);
-      this.resolved.set(address, names);
-      if (this.resolved.size > MAX_RESOLVED) this.resolved.delete(this.resolved.keys().next().value as string);
-    }
+  remember(name: string, address: string): void {
+    if (!this.#policy.allowsLookup(name)) return;
+    const resolved = this.#resolved;
+    const names = (MapPrototypeGet(resolved, address) as List<string> | undefined) ?? list<string>();
+    if (!listIncludes(names, name)) listPush(names, name);
+    MapPrototypeDelete(resolved, address);
+    MapPrototypeSet(resolved, address, names);
+    if (MapPrototypeGetSize(resolved) > MAX_RESOLVED) MapPrototypeDelete(resolved, MapIteratorPrototypeNext(MapPrototypeKeys(resolved)).value);
   }
 
   /** The handle layer's question: may this resolved address and port be reached? */
   allowsAddress(address: string, port: number): boolean {
-    if (this.policy.allowsConnect(address, port)) return true;
-    const names = this.resolved.get(address);
-    return names !== undefined && [...names].some((name) => this.policy.allowsConnect(name, port));
+    const policy = this.#policy;
+    if (policy.allowsConnect(address, port)) return true;
+    const names = MapPrototypeGet(this.#resolved, address) as List<string> | undefined;
+    if (names === undefined) return false;
+    for (let i = 0; i < names.length; i++) if (policy.allowsConnect(names[i] as string, port)) return true;
+    return false;
   }
 }
+
+// the hooks call these methods on the one context: nobody may replace them on the class
+ObjectFreeze(GuardContext.prototype);
+ObjectFreeze(GuardContext);

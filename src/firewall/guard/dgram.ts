@@ -1,85 +1,101 @@
 /**
  * UDP at the API: sends and connects as for TCP, binding a port other than 0
- * needs `AllowedUdpServerPorts`, and a caller's `lookup` is dropped, by
- * `dgram.createSocket` and by `new dgram.Socket(…)` alike. A socket made some
- * other way (its prototype's constructor) keeps its lookup: the udp_wrap
- * handle (handles.ts) checks the resolved address at send and connect.
+ * needs `AllowedUdpServerPorts`, and a caller's `lookup` is replaced by the
+ * guard's own (net.ts), by `dgram.createSocket` and by `new dgram.Socket(…)`
+ * alike. A socket made some other way (its prototype's constructor) keeps its
+ * lookup: the udp_wrap handle (handles.ts) checks the resolved address at send
+ * and connect, and only the guard's own lookups make a name's address allowed.
  */
 import dgram from 'node:dgram';
 import { rec, type Fn, type GuardContext } from './context.js';
+import { NumberCtor, ReflectApply, ReflectOwnKeys, lastFunction, pin, record } from './primordials.js';
 
-/** The socket options without `lookup`, copied once (a getter cannot answer differently later). */
-function withoutLookup(options: unknown): unknown {
-  if (typeof options !== 'object' || options === null) return options;
-  const copy = { ...rec(options) };
-  delete copy['lookup'];
+/** The socket options with the guard's lookup instead of a caller's, each own property read once into a fresh record. */
+function withGuardLookup(options: unknown, guardLookup: Fn): unknown {
+  const copy = record();
+  if (typeof options === 'string') copy['type'] = options;
+  else if (typeof options === 'object' && options !== null) {
+    const keys = ReflectOwnKeys(options);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (typeof key === 'string') copy[key] = rec(options)[key];
+    }
+  } else return options;
+  copy['lookup'] = guardLookup;
   return copy;
 }
 
-export function installDgramHooks(ctx: GuardContext): void {
+export function installDgramHooks(ctx: GuardContext, guardLookup: Fn): void {
   const module = rec(dgram);
   const createSocket = module['createSocket'] as Fn;
-  module['createSocket'] = function guardedCreateSocket(type: unknown, listener?: unknown): unknown {
-    return createSocket(withoutLookup(type), listener);
-  };
+  pin(module, 'createSocket', function guardedCreateSocket(type: unknown, listener?: unknown): unknown {
+    return createSocket(withGuardLookup(type, guardLookup), listener);
+  });
   const Socket = module['Socket'] as new (type: unknown, listener?: unknown) => dgram.Socket;
   const GuardedSocket = function GuardedSocket(type: unknown, listener?: unknown): dgram.Socket {
-    return new Socket(withoutLookup(type), listener);
+    return new Socket(withGuardLookup(type, guardLookup), listener);
   };
   GuardedSocket.prototype = Socket.prototype as unknown;
-  module['Socket'] = GuardedSocket;
+  pin(module, 'Socket', GuardedSocket);
 
   const udp = rec(dgram.Socket.prototype);
+  const remoteAddress = udp['remoteAddress'] as Fn;
   /** A refused send or connect fails through its callback, else as the socket's 'error'. */
   const refuse = (socket: dgram.Socket, args: unknown[], host: string, port: string): void => {
     const err = ctx.deny('send', `${host}:${port}`, `UDP to ${host}:${port} is not in the manifest's AllowedConnections`);
-    const callback = args.findLast((x) => typeof x === 'function') as Fn | undefined;
+    const callback = lastFunction(args);
     if (callback !== undefined) process.nextTick(callback, err);
     else process.nextTick(() => socket.emit('error', err));
   };
   const send = udp['send'] as Fn;
-  udp['send'] = function guardedSend(this: dgram.Socket, ...args: unknown[]): void {
+  pin(udp, 'send', function guardedSend(this: dgram.Socket, ...args: unknown[]): void {
     let connected: boolean;
     try {
-      this.remoteAddress();
+      ReflectApply(remoteAddress, this, []);
       connected = true;
     } catch {
       connected = false; // not connected (or not running): the destination is checked
     }
     if (!connected) {
       // dgram's own reading of send(msg[, offset, length][, port][, address][, callback])
-      const [, offset, length, port, address] = args;
-      const [p, a] = address !== undefined && address !== null && address !== '' ? [port, address] : port !== undefined && typeof port !== 'function' ? [port, address] : [offset, length];
+      const offset = args[1];
+      const length = args[2];
+      const port = args[3];
+      const address = args[4];
+      const full = address !== undefined && address !== null && address !== '';
+      const p = full || (port !== undefined && typeof port !== 'function') ? port : offset;
+      const a = full || (port !== undefined && typeof port !== 'function') ? address : length;
       const named = typeof a === 'string' && a !== '' ? a : undefined;
+      const n = NumberCtor(p);
       const allowed = named === undefined
-        ? ctx.policy.allowsConnect('127.0.0.1', Number(p)) || ctx.policy.allowsConnect('::1', Number(p))
-        : ctx.policy.allowsConnect(named, Number(p));
+        ? ctx.policy.allowsConnect('127.0.0.1', n) || ctx.policy.allowsConnect('::1', n)
+        : ctx.policy.allowsConnect(named, n);
       if (!allowed) {
-        refuse(this, args, named ?? 'localhost', String(p));
+        refuse(this, args, named ?? 'localhost', `${n}`);
         return;
       }
     }
-    send.apply(this, args);
-  };
+    ReflectApply(send, this, args);
+  });
   const connect = udp['connect'] as Fn;
-  udp['connect'] = function guardedUdpConnect(this: dgram.Socket, ...args: unknown[]): void {
-    const port = Number(args[0]);
+  pin(udp, 'connect', function guardedUdpConnect(this: dgram.Socket, ...args: unknown[]): void {
+    const port = NumberCtor(args[0]);
     const host = typeof args[1] === 'string' && args[1] !== '' ? args[1] : 'localhost';
     if (!ctx.policy.allowsConnect(host, port)) {
-      refuse(this, args, host, String(port));
+      refuse(this, args, host, `${port}`);
       return;
     }
-    connect.apply(this, args);
-  };
+    ReflectApply(connect, this, args);
+  });
   const bind = udp['bind'] as Fn;
-  udp['bind'] = function guardedBind(this: dgram.Socket, ...args: unknown[]): dgram.Socket {
+  pin(udp, 'bind', function guardedBind(this: dgram.Socket, ...args: unknown[]): dgram.Socket {
     const first = args[0];
-    const port = typeof first === 'object' && first !== null ? Number(rec(first)['port'] ?? 0) : typeof first === 'number' || typeof first === 'string' ? Number(first) : 0;
+    const port = typeof first === 'object' && first !== null ? NumberCtor(rec(first)['port'] ?? 0) : typeof first === 'number' || typeof first === 'string' ? NumberCtor(first) : 0;
     if (!ctx.policy.allowsUdpBind(port)) {
       const err = ctx.deny('bind', `udp:${port}`, `a UDP server on port ${port} is not in the manifest's AllowedUdpServerPorts`);
       process.nextTick(() => this.emit('error', err));
       return this;
     }
-    return bind.apply(this, args) as dgram.Socket;
-  };
+    return ReflectApply(bind, this, args) as dgram.Socket;
+  });
 }

@@ -6,7 +6,8 @@
  * underneath is guarded too (handles.ts).
  */
 import dns from 'node:dns';
-import { rec, type Fn, type GuardContext } from './context.js';
+import { rec, show, type Fn, type GuardContext } from './context.js';
+import { JSONStringify, ReflectApply, StringCtor, lastFunction, pin } from './primordials.js';
 
 const QUERIES = ['lookup', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname', 'resolveMx', 'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTxt'] as const;
 const REVERSE = ['lookupService', 'reverse'] as const;
@@ -22,30 +23,31 @@ export function installDnsHooks(ctx: GuardContext): void {
     const object = rec(target);
     const original = object[name];
     if (typeof original !== 'function') return;
-    object[name] = function guardedDns(this: unknown, ...args: unknown[]): unknown {
+    pin(object, name, function guardedDns(this: unknown, ...args: unknown[]): unknown {
       const why = refusal(args);
-      if (why === undefined) return (original as Fn).apply(this, args);
+      if (why === undefined) return ReflectApply(original as Fn, this, args);
       const [target, message, kind] = why;
       const err = ctx.deny(kind, target, message);
       if (promises || kind === 'resolver') {
         if (kind === 'resolver') throw err;
         return Promise.reject(err);
       }
-      const callback = args.findLast((a) => typeof a === 'function') as Fn | undefined;
+      const callback = lastFunction(args);
       if (callback === undefined) throw err;
       process.nextTick(callback, err);
       return undefined;
-    };
+    });
   };
   for (const { target, promises } of targets) {
     for (const name of QUERIES) {
-      guard(target, name, promises, ([query]) => {
-        const text = String(query);
-        return ctx.policy.allowsLookup(text) ? undefined : [text, `DNS lookup of ${text}: the name is not in the manifest's AllowedConnections`, 'lookup'];
+      // a name that is not a string is refused (node would convert it again, after the check)
+      guard(target, name, promises, (args) => {
+        const query = args[0];
+        return typeof query === 'string' && ctx.policy.allowsLookup(query) ? undefined : [show(query), `DNS lookup of ${show(query)}: the name is not in the manifest's AllowedConnections`, 'lookup'];
       });
     }
-    for (const name of REVERSE) guard(target, name, promises, ([query]) => [String(query), `reverse DNS lookup of ${String(query)}`, 'lookup']);
-    guard(target, 'setServers', promises, ([servers]) => [JSON.stringify(servers) ?? String(servers), 'changing the DNS servers (queries would go wherever they point)', 'resolver']);
-    guard(target, 'setLocalAddress', promises, ([address]) => [String(address), 'changing the DNS resolver\'s local address', 'resolver']);
+    for (const name of REVERSE) guard(target, name, promises, (args) => [show(args[0]), `reverse DNS lookup of ${show(args[0])}`, 'lookup']);
+    guard(target, 'setServers', promises, (args) => [typeof args[0] === 'object' ? (JSONStringify(args[0]) ?? 'servers') : StringCtor(args[0]), 'changing the DNS servers (queries would go wherever they point)', 'resolver']);
+    guard(target, 'setLocalAddress', promises, (args) => [show(args[0]), 'changing the DNS resolver\'s local address', 'resolver']);
   }
 }

@@ -10,52 +10,68 @@
  * EACCES, as the OS firewall would, and is reported like any other.
  */
 import { UV_EACCES, rec, type Fn, type GuardContext } from './context.js';
+import { ReflectApply, StringCtor, listFrom, pin, record, type List } from './primordials.js';
 
 type Wrapper = (original: Fn) => Fn;
 
-/** Replace a method, keeping the original for the wrapper only. */
+/**
+ * Replace a method for good (pinned: not writable, not configurable), keeping
+ * the original for the wrapper only; the wrapper calls it through the
+ * captured Reflect.apply with its own copy of the arguments (no prototype).
+ */
 function wrap(target: unknown, name: string, make: Wrapper): void {
   const object = rec(target);
   const original = object[name];
   if (typeof original !== 'function') throw new TypeError(`${name} is not a function here`);
-  object[name] = make(original as Fn);
+  pin(object, name, make(original as Fn));
 }
 
 function prototypeOf(binding: unknown, className: string): Record<string, unknown> {
   return rec(rec(rec(binding)[className])['prototype']);
 }
 
+/** The arguments as a list of their own (read once; nothing planted on Array.prototype is seen). */
+function own(args: unknown[]): List<unknown> {
+  return listFrom(args);
+}
+
 function installTcp(ctx: GuardContext, binding: (name: string) => unknown): void {
   const tcp = prototypeOf(binding('tcp_wrap'), 'TCP');
   const getsockname = tcp['getsockname'] as Fn; // the original: a replaced getsockname cannot fake the port
   for (const name of ['connect', 'connect6']) {
+    // connect(req, address, port): the native method takes exactly a string and a number; anything else is refused here
     wrap(tcp, name, (original) => function guardedTcpConnect(this: unknown, ...args: unknown[]): unknown {
-      const [, address, port] = args;
-      if (!ctx.allowsAddress(String(address), Number(port))) {
-        ctx.deny('connect', `${String(address)}:${String(port)}`, `connection to ${String(address)}:${String(port)}: not in the manifest's AllowedConnections`, 'handle');
+      const a = own(args);
+      const address = a[1];
+      const port = a[2];
+      if (typeof address !== 'string' || typeof port !== 'number' || !ctx.allowsAddress(address, port)) {
+        ctx.deny('connect', `${StringCtor(address)}:${StringCtor(port)}`, `connection to ${StringCtor(address)}:${StringCtor(port)}: not in the manifest's AllowedConnections`, 'handle');
         return UV_EACCES;
       }
-      return original.apply(this, args);
+      return ReflectApply(original, this, a);
     });
   }
   wrap(tcp, 'listen', (original) => function guardedTcpListen(this: unknown, ...args: unknown[]): unknown {
-    const out: Record<string, unknown> = {};
-    const err = getsockname.call(this, out);
-    const port = err === 0 ? Number(out['port']) : Number.NaN;
+    const out = record();
+    const err = ReflectApply(getsockname, this, [out]);
+    const port = err === 0 && typeof out['port'] === 'number' ? out['port'] : -1; // unknown: no port is allowed
     if (!ctx.policy.allowsTcpListen(port)) {
-      ctx.deny('listen', `tcp:${String(port)}`, `a TCP server on port ${String(port)} is not in the manifest's AllowedTcpServerPorts`, 'handle');
+      ctx.deny('listen', `tcp:${StringCtor(port)}`, `a TCP server on port ${StringCtor(port)} is not in the manifest's AllowedTcpServerPorts`, 'handle');
       return UV_EACCES;
     }
-    return original.apply(this, args);
+    return ReflectApply(original, this, own(args));
   });
 }
 
 function installPipe(ctx: GuardContext, binding: (name: string) => unknown): void {
   const pipe = prototypeOf(binding('pipe_wrap'), 'Pipe');
   // connect(req, path), bind(path), listen(backlog): no Unix socket, client or server
-  for (const [name, kind] of [['connect', 'connect'], ['bind', 'listen'], ['listen', 'listen']] as const) {
+  const names: readonly (readonly [string, 'connect' | 'listen'])[] = [['connect', 'connect'], ['bind', 'listen'], ['listen', 'listen']];
+  for (const [name, kind] of names) {
     wrap(pipe, name, () => function guardedPipe(this: unknown, ...args: unknown[]): unknown {
-      const path = typeof args[name === 'connect' ? 1 : 0] === 'string' ? String(args[name === 'connect' ? 1 : 0]) : '?';
+      const a = own(args);
+      const at = a[name === 'connect' ? 1 : 0];
+      const path = typeof at === 'string' ? at : '?';
       ctx.deny(kind, `unix:${path}`, `a Unix socket (${name} ${path})`, 'handle');
       return UV_EACCES;
     });
@@ -65,32 +81,41 @@ function installPipe(ctx: GuardContext, binding: (name: string) => unknown): voi
 function installUdp(ctx: GuardContext, binding: (name: string) => unknown): void {
   const udp = prototypeOf(binding('udp_wrap'), 'UDP');
   const refuse = (address: unknown, port: unknown): number => {
-    ctx.deny('send', `${String(address)}:${String(port)}`, `UDP to ${String(address)}:${String(port)}: not in the manifest's AllowedConnections`, 'handle');
+    ctx.deny('send', `${StringCtor(address)}:${StringCtor(port)}`, `UDP to ${StringCtor(address)}:${StringCtor(port)}: not in the manifest's AllowedConnections`, 'handle');
     return UV_EACCES;
   };
   for (const name of ['send', 'send6']) {
-    // send(req, list, count, port, address, hasCallback); a connected socket's send(req, list, count, hasCallback) was checked at connect
+    // the native send is a sendto exactly when it gets six arguments: send(req, list, count, port, address, hasCallback);
+    // with any other count it sends on the connected socket (checked at connect)
     wrap(udp, name, (original) => function guardedUdpSend(this: unknown, ...args: unknown[]): unknown {
-      const [, , , port, address] = args;
-      if (typeof port === 'number' && !ctx.allowsAddress(String(address), port)) return refuse(address, port);
-      return original.apply(this, args);
+      const a = own(args);
+      if (a.length === 6) {
+        const port = a[3];
+        const address = a[4];
+        if (typeof port !== 'number' || typeof address !== 'string' || !ctx.allowsAddress(address, port)) return refuse(address, port);
+      }
+      return ReflectApply(original, this, a);
     });
   }
   for (const name of ['connect', 'connect6']) {
     wrap(udp, name, (original) => function guardedUdpConnect(this: unknown, ...args: unknown[]): unknown {
-      const [address, port] = args;
-      if (!ctx.allowsAddress(String(address), Number(port))) return refuse(address, port);
-      return original.apply(this, args);
+      const a = own(args);
+      const address = a[0];
+      const port = a[1];
+      if (typeof address !== 'string' || typeof port !== 'number' || !ctx.allowsAddress(address, port)) return refuse(address, port);
+      return ReflectApply(original, this, a);
     });
   }
   for (const name of ['bind', 'bind6']) {
+    // bind(address, port, flags)
     wrap(udp, name, (original) => function guardedUdpBind(this: unknown, ...args: unknown[]): unknown {
-      const port = Number(args[1] ?? 0);
-      if (!ctx.policy.allowsUdpBind(port)) {
-        ctx.deny('bind', `udp:${port}`, `a UDP server on port ${port} is not in the manifest's AllowedUdpServerPorts`, 'handle');
+      const a = own(args);
+      const port = a[1] === undefined ? 0 : a[1];
+      if (typeof port !== 'number' || !ctx.policy.allowsUdpBind(port)) {
+        ctx.deny('bind', `udp:${StringCtor(port)}`, `a UDP server on port ${StringCtor(port)} is not in the manifest's AllowedUdpServerPorts`, 'handle');
         return UV_EACCES;
       }
-      return original.apply(this, args);
+      return ReflectApply(original, this, a);
     });
   }
 }
@@ -99,45 +124,41 @@ const QUERIES = ['queryAny', 'queryA', 'queryAaaa', 'queryCaa', 'queryCname', 'q
 
 function installCares(ctx: GuardContext, binding: (name: string) => unknown): void {
   const cares = binding('cares_wrap');
-  // getaddrinfo(req, hostname, family, hints, order): dns.lookup, and so every connect by name
+  // getaddrinfo(req, hostname, family, hints, order): dns.lookup, and so every connect by name. Only the guard's
+  // own lookup (net.ts) remembers what an allowed name resolved to; nothing on a caller's req is trusted
   wrap(cares, 'getaddrinfo', (original) => function guardedGetaddrinfo(this: unknown, ...args: unknown[]): unknown {
-    const [req, hostname] = args;
-    const name = String(hostname);
-    if (!ctx.policy.allowsLookup(name)) {
-      ctx.deny('lookup', name, `DNS lookup of ${name}: the name is not in the manifest's AllowedConnections`, 'handle');
+    const a = own(args);
+    const name = a[1];
+    if (typeof name !== 'string' || !ctx.policy.allowsLookup(name)) {
+      ctx.deny('lookup', StringCtor(name), `DNS lookup of ${StringCtor(name)}: the name is not in the manifest's AllowedConnections`, 'handle');
       return UV_EACCES;
     }
-    const request = rec(req);
-    const oncomplete = request['oncomplete'];
-    if (typeof oncomplete === 'function') {
-      request['oncomplete'] = function remembered(this: unknown, err: unknown, addresses: unknown): unknown {
-        if (err === 0 && Array.isArray(addresses)) ctx.remember(name, addresses.map(String));
-        return (oncomplete as Fn).call(this, err, addresses);
-      };
-    }
-    return original.apply(this, args);
+    return ReflectApply(original, this, a);
   });
   wrap(cares, 'getnameinfo', () => function guardedGetnameinfo(...args: unknown[]): unknown {
-    ctx.deny('lookup', String(args[1]), `reverse DNS lookup of ${String(args[1])}`, 'handle');
+    const a = own(args);
+    ctx.deny('lookup', StringCtor(a[1]), `reverse DNS lookup of ${StringCtor(a[1])}`, 'handle');
     return UV_EACCES;
   });
   const channel = prototypeOf(cares, 'ChannelWrap');
   for (const name of QUERIES) {
     wrap(channel, name, (original) => function guardedQuery(this: unknown, ...args: unknown[]): unknown {
-      const query = String(args[1]);
-      if (name === 'queryPtr' || !ctx.policy.allowsLookup(query)) {
-        ctx.deny('lookup', query, `DNS query (${name}) for ${query}: the name is not in the manifest's AllowedConnections`, 'handle');
+      const a = own(args);
+      const query = a[1];
+      if (name === 'queryPtr' || typeof query !== 'string' || !ctx.policy.allowsLookup(query)) {
+        ctx.deny('lookup', StringCtor(query), `DNS query (${name}) for ${StringCtor(query)}: the name is not in the manifest's AllowedConnections`, 'handle');
         return UV_EACCES;
       }
-      return original.apply(this, args);
+      return ReflectApply(original, this, a);
     });
   }
   wrap(channel, 'getHostByAddr', () => function guardedGetHostByAddr(...args: unknown[]): unknown {
-    ctx.deny('lookup', String(args[1]), `reverse DNS lookup of ${String(args[1])}`, 'handle');
+    const a = own(args);
+    ctx.deny('lookup', StringCtor(a[1]), `reverse DNS lookup of ${StringCtor(a[1])}`, 'handle');
     return UV_EACCES;
   });
-  wrap(channel, 'setServers', () => function guardedSetServers(...args: unknown[]): unknown {
-    throw ctx.deny('resolver', JSON.stringify(args[0]), 'changing the DNS servers (queries would go wherever they point)', 'handle');
+  wrap(channel, 'setServers', () => function guardedSetServers(): unknown {
+    throw ctx.deny('resolver', 'setServers', 'changing the DNS servers (queries would go wherever they point)', 'handle');
   });
 }
 

@@ -29,6 +29,7 @@ import { installProcessHooks } from './process.js';
 import { installSerialHooks } from './serial.js';
 import { installWorkerHook } from './worker.js';
 import { syncBuiltinESMExports } from 'node:module';
+import { MapPrototypeSet, ObjectFreeze, ReflectOwnKeys, StringPrototypeStartsWith, listFrom, newMap, newSet } from './primordials.js';
 
 export { CLOSED_POLICY, DENIAL_KINDS, type Denial, type DenialKind, type GuardPolicy, type Layer } from './context.js';
 export { copyConnectOptions } from './net.js';
@@ -87,36 +88,47 @@ export function installGuard(options: InstallOptions): Guard {
   installInspectorHooks(ctx, processBinding);
   installSerialHooks(ctx);
   installProcessHooks(ctx, processBinding);
-  installNetHooks(ctx);
+  const guardLookup = installNetHooks(ctx);
   installDnsHooks(ctx);
-  installDgramHooks(ctx);
+  installDgramHooks(ctx, guardLookup);
   installWorkerHook(ctx);
   syncBuiltinESMExports();
   let armed = false;
-  installed = {
+  installed = ObjectFreeze({
     stats: () => ({ ...ctx.counts }),
     get armed() {
       return armed;
     },
     arm(arm: ArmOptions): void {
       if (armed) throw ctx.deny('binding', 'arm', 'arming the firewall a second time (the manifest in force cannot be replaced)');
-      for (const command of arm.trustedCommands ?? []) {
-        if (!command.startsWith('/')) throw new GuardianError('GUARDIAN_E_FIREWALL_HOOK', `a trusted program must be named by its absolute path, not '${command}' (PATH would decide what runs)`, { command });
+      const commands = listFrom(arm.trustedCommands ?? []);
+      for (let i = 0; i < commands.length; i++) {
+        const command = commands[i] as string;
+        if (typeof command !== 'string' || !StringPrototypeStartsWith(command, '/')) throw new GuardianError('GUARDIAN_E_FIREWALL_HOOK', `a trusted program must be named by its absolute path, not '${command}' (PATH would decide what runs)`, { command });
       }
       armed = true;
       if (arm.onDenied !== undefined) ctx.onDenied = arm.onDenied;
       if (arm.onFault !== undefined) ctx.onFault = arm.onFault;
-      ctx.trust = {
+      // the guard's own copies, read through captured built-ins only (primordials.ts)
+      const ownEnv = newMap<string, string>();
+      const env = process.env;
+      const keys = ReflectOwnKeys(env);
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
+        const value = typeof key === 'string' ? env[key] : undefined;
+        if (typeof key === 'string' && typeof value === 'string') MapPrototypeSet(ownEnv, key, value);
+      }
+      ctx.trust = ObjectFreeze({
         ...NO_TRUST,
-        workers: new Set(arm.trustedWorkers ?? []),
-        commands: new Set(arm.trustedCommands ?? []),
-        tcti: new Set(arm.trustedTcti ?? []),
+        workers: newSet(listFrom(arm.trustedWorkers ?? [])),
+        commands: newSet(commands),
+        tcti: newSet(listFrom(arm.trustedTcti ?? [])),
         notifySocket: process.env['NOTIFY_SOCKET'],
-        ownEnv: new Map(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
-      };
+        ownEnv,
+      });
       ctx.policy = arm.policy;
       for (const denial of backlog.splice(0)) ctx.onDenied(denial);
     },
-  };
+  });
   return installed;
 }

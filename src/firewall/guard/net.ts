@@ -12,6 +12,11 @@ import net from 'node:net';
 import type { GuardianError } from '../../core/errors.js';
 import { canonicalIp } from '../ip.js';
 import { rec, show, type Fn, type GuardContext } from './context.js';
+import {
+  ArrayIsArray, NumberCtor, NumberIsInteger, ReflectApply, RegExpPrototypeExec, StringPrototypeTrim, lastFunction, pin, record,
+} from './primordials.js';
+
+const DIGITS = /^\s*\d+\s*$/;
 
 /** The options `net.Socket#connect` reads, besides host, port, path and lookup. */
 const PRIMITIVE_OPTIONS = ['family', 'hints', 'localAddress', 'localPort', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout', 'timeout', 'noDelay', 'keepAlive', 'keepAliveInitialDelay'] as const;
@@ -30,13 +35,15 @@ function primitive(value: unknown): boolean {
  * a string of one), a host a string; anything else is refused here.
  */
 export function copyConnectOptions(raw: unknown): ConnectCopy {
-  const source = typeof raw === 'object' && raw !== null ? rec(raw) : {};
+  const source = typeof raw === 'object' && raw !== null ? rec(raw) : record();
   const path: unknown = source['path'];
   if (path !== undefined && path !== null && path !== '' && path !== false) return { ok: false, target: `unix:${show(path)}`, why: `connection to the Unix socket ${show(path)}` };
   const hostValue: unknown = source['host'];
   const portValue: unknown = source['port'];
-  const options: Record<string, unknown> = {};
-  for (const key of PRIMITIVE_OPTIONS) {
+  // no prototype: an option planted on Object.prototype (a `lookup`, a `path`) is not seen by net
+  const options = record();
+  for (let i = 0; i < PRIMITIVE_OPTIONS.length; i++) {
+    const key = PRIMITIVE_OPTIONS[i] as (typeof PRIMITIVE_OPTIONS)[number];
     const value: unknown = source[key];
     if (value === undefined) continue;
     if (!primitive(value)) return { ok: false, target: `option:${key}`, why: `a connect option (${key}) that is not a plain value` };
@@ -44,33 +51,74 @@ export function copyConnectOptions(raw: unknown): ConnectCopy {
   }
   if (hostValue !== undefined && hostValue !== null && typeof hostValue !== 'string') return { ok: false, target: `host:${typeof hostValue}`, why: 'a connect host that is not a string' };
   const host = typeof hostValue === 'string' && hostValue !== '' ? hostValue : 'localhost';
-  const port = typeof portValue === 'number' || (typeof portValue === 'string' && portValue.trim() !== '') ? Number(portValue) : Number.NaN;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) return { ok: false, target: `${host}:${show(portValue)}`, why: `a connect port that is not a TCP port (${show(portValue)})` };
-  return { ok: true, options: { ...options, host, port }, host, port };
+  const port = typeof portValue === 'number' || (typeof portValue === 'string' && StringPrototypeTrim(portValue) !== '') ? NumberCtor(portValue) : -1;
+  if (!NumberIsInteger(port) || port < 0 || port > 65535) return { ok: false, target: `${host}:${show(portValue)}`, why: `a connect port that is not a TCP port (${show(portValue)})` };
+  options['host'] = host;
+  options['port'] = port;
+  return { ok: true, options, host, port };
 }
 
-export function installNetHooks(ctx: GuardContext): void {
-  const originalLookup = dns.lookup.bind(dns) as Fn;
-  const guardLookup = (...args: unknown[]): unknown => originalLookup(...args);
+/**
+ * The lookup the guard hands to net and dgram for a host name: the original
+ * dns.lookup (captured here), asked only for allowed names, with the guard's
+ * own callback, which remembers the addresses the name resolved to (the
+ * handle layer then allows them for that name's ports). Nothing a caller
+ * passes or holds is trusted for this.
+ */
+export function guardLookupFor(ctx: GuardContext): Fn {
+  const lookup = dns.lookup as unknown as Fn;
+  return function guardLookup(hostname: unknown, options: unknown, callback?: unknown): void {
+    const cb = typeof options === 'function' ? options : callback;
+    if (typeof cb !== 'function') return;
+    if (typeof hostname !== 'string' || !ctx.policy.allowsLookup(hostname)) {
+      const err = ctx.deny('lookup', show(hostname), `DNS lookup of ${show(hostname)}: the name is not in the manifest's AllowedConnections`);
+      process.nextTick(cb, err);
+      return;
+    }
+    let done = false;
+    const remembering = (err: unknown, address: unknown, family: unknown): void => {
+      if (done) return; // once: a second call is not the lookup's answer
+      done = true;
+      if (err === null || err === undefined) {
+        if (ArrayIsArray(address)) {
+          const all = address as unknown[];
+          for (let i = 0; i < all.length; i++) {
+            const entry: unknown = all[i];
+            const value = typeof entry === 'object' && entry !== null ? rec(entry)['address'] : undefined;
+            if (typeof value === 'string') ctx.remember(hostname, value);
+          }
+        } else if (typeof address === 'string') {
+          ctx.remember(hostname, address);
+        }
+      }
+      ReflectApply(cb as Fn, undefined, [err, address, family]);
+    };
+    ReflectApply(lookup, dns, [hostname, typeof options === 'object' && options !== null ? options : {}, remembering]);
+  };
+}
+
+/** Returns the guard's lookup (dgram.ts gives it to every UDP socket). */
+export function installNetHooks(ctx: GuardContext): Fn {
+  const guardLookup = guardLookupFor(ctx);
   const socket = rec(net.Socket.prototype);
   const connect = socket['connect'] as Fn;
-  socket['connect'] = function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
+  pin(socket, 'connect', function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
     // net's own forms: (options[, cb]), (port[, host][, cb]), (path[, cb]), and its internal ([options, cb])
     const first: unknown = args[0];
     let raw: unknown;
     let cb: unknown;
-    if (Array.isArray(first)) {
-      raw = first[0] as unknown;
-      cb = first[1] as unknown;
+    if (ArrayIsArray(first)) {
+      raw = (first as unknown[])[0];
+      cb = (first as unknown[])[1];
     } else if (typeof first === 'object' && first !== null) {
       raw = first;
       cb = args[1];
-    } else if (typeof first === 'string' && !/^\s*\d+\s*$/.test(first)) {
+    } else if (typeof first === 'string' && RegExpPrototypeExec(DIGITS, first) === null) {
       raw = { path: first };
       cb = args[1];
     } else {
       raw = { port: first, host: typeof args[1] === 'string' ? args[1] : undefined };
-      cb = args.findLast((a) => typeof a === 'function');
+      cb = lastFunction(args);
     }
     const copy = copyConnectOptions(raw);
     let refused: GuardianError | undefined;
@@ -82,12 +130,12 @@ export function installNetHooks(ctx: GuardContext): void {
       return this;
     }
     if (canonicalIp(copy.host) === undefined) copy.options['lookup'] = guardLookup; // the guard resolves allowed names itself
-    return (typeof cb === 'function' ? connect.call(this, copy.options, cb) : connect.call(this, copy.options)) as net.Socket;
-  };
+    return ReflectApply(connect, this, typeof cb === 'function' ? [copy.options, cb] : [copy.options]) as net.Socket;
+  });
 
   const server = rec(net.Server.prototype);
   const listen = server['listen'] as Fn;
-  server['listen'] = function guardedListen(this: net.Server, ...args: unknown[]): net.Server {
+  pin(server, 'listen', function guardedListen(this: net.Server, ...args: unknown[]): net.Server {
     const first = args[0];
     let port: number | undefined;
     let path: string | undefined;
@@ -96,12 +144,12 @@ export function installNetHooks(ctx: GuardContext): void {
       const p: unknown = o['path'];
       const n: unknown = o['port'];
       if (typeof p === 'string') path = p;
-      else if (n !== undefined) port = Number(n);
-      else port = o['handle'] !== undefined || o['fd'] !== undefined ? Number.NaN : 0;
-    } else if (typeof first === 'string' && !/^\d+$/.test(first)) {
+      else if (n !== undefined) port = NumberCtor(n);
+      else port = o['handle'] !== undefined || o['fd'] !== undefined ? -1 : 0;
+    } else if (typeof first === 'string' && RegExpPrototypeExec(DIGITS, first) === null) {
       path = first;
     } else {
-      port = typeof first === 'function' || first === undefined ? 0 : Number(first);
+      port = typeof first === 'function' || first === undefined ? 0 : NumberCtor(first);
     }
     let refused: GuardianError | undefined;
     if (path !== undefined) refused = ctx.deny('listen', `unix:${path}`, `a server on the Unix socket ${path}`);
@@ -111,6 +159,7 @@ export function installNetHooks(ctx: GuardContext): void {
       process.nextTick(() => this.emit('error', err));
       return this;
     }
-    return listen.apply(this, args) as net.Server;
-  };
+    return ReflectApply(listen, this, args) as net.Server;
+  });
+  return guardLookup;
 }
