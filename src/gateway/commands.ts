@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { CommandsConfig } from '../core/config.js';
 import { GuardianError, toGuardianError, type ErrorCode } from '../core/errors.js';
 import type { Component, DownstreamAdapter, InboundCommand, UpstreamAdapter, WriteDecision, WriteGate, WriteRequest } from '../core/types.js';
+import type { CommandJournal } from './command-journal.js';
 
 const MAX_PAYLOAD_BYTES = 16 * 1024;
 const MAX_PENDING_PER_DEVICE = 8;
@@ -20,6 +21,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   GUARDIAN_E_COMMAND_RATE: 429,
   GUARDIAN_E_COMMAND_REPEAT_FULL: 429,
   GUARDIAN_E_COMMAND_EXPIRED: 408,
+  GUARDIAN_E_COMMAND_REPLAYED: 409,
   GUARDIAN_E_MODBUS_EXCEPTION: 502,
   GUARDIAN_E_MODBUS_FRAME: 502,
   GUARDIAN_E_WRITE_VERIFY: 502,
@@ -73,6 +75,15 @@ interface Envelope {
   readonly payload: Record<string, unknown>;
 }
 
+export interface RouterExtras {
+  /** The wall clock (tests step it). */
+  readonly wallClock?: () => number;
+  /** Transactions held at once (REPEAT_MAX). */
+  readonly repeatMax?: number;
+  /** Where accepted transactions are kept across restarts; without one they are kept in memory only. */
+  readonly journal?: CommandJournal;
+}
+
 interface Remembered {
   /** Undefined while the command runs (a running command is never forgotten). */
   readonly reply: Reply | undefined;
@@ -110,18 +121,26 @@ export class CommandRouter implements Component {
   private running = false;
   private counts = { received: 0, succeeded: 0, denied: 0, failed: 0 };
 
+  private readonly wallClock: () => number;
+  private readonly repeatMax: number;
+  private readonly journal: CommandJournal | undefined;
+  private journalOpen = false;
+
   constructor(
     private readonly upstream: UpstreamAdapter,
     adapters: readonly DownstreamAdapter[],
     private readonly log: Logger,
     private readonly options: CommandsConfig,
-    private readonly wallClock: () => number = Date.now,
-    private readonly repeatMax: number = REPEAT_MAX,
+    extras: RouterExtras = {},
   ) {
     for (const adapter of adapters) for (const device of adapter.devices) this.byDevice.set(device, adapter);
+    this.wallClock = extras.wallClock ?? Date.now;
+    this.repeatMax = extras.repeatMax ?? REPEAT_MAX;
+    this.journal = extras.journal;
   }
 
   async start(): Promise<void> {
+    if (this.journal !== undefined && !this.journalOpen) this.loadJournal();
     this.running = true;
     if (!this.listening) this.upstream.on('command', (command) => void this.handle(command));
     this.listening = true;
@@ -130,7 +149,29 @@ export class CommandRouter implements Component {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.journal?.close();
+    this.journalOpen = false;
     await Promise.resolve();
+  }
+
+  /**
+   * Transactions an earlier run accepted are still not run again while they could be
+   * fresh: answered with their reply, or, when that run stopped before the reply was
+   * written, with GUARDIAN_E_COMMAND_REPLAYED (the outcome is unknown here).
+   */
+  private loadJournal(): void {
+    const entries = this.journal!.open(this.wallClock());
+    const mono = performance.now();
+    for (const entry of entries.values()) {
+      const transaction = entry.key.slice(entry.key.lastIndexOf('/') + 1);
+      const reply = (entry.reply as Reply | undefined) ?? {
+        status: 409, transaction,
+        error: { code: 'GUARDIAN_E_COMMAND_REPLAYED', message: 'this transaction was accepted by an earlier run of the gateway, which stopped before it answered; it is not run again (read the device to see its outcome)' },
+      };
+      this.recent.set(entry.key, { reply, untilWall: entry.untilWall, untilMono: mono });
+    }
+    if (entries.size > 0) this.log.info({ held: entries.size }, 'command journal: transactions of the last run are remembered until they are stale');
+    this.journalOpen = true;
   }
 
   stats(): CommandStats {
@@ -144,6 +185,7 @@ export class CommandRouter implements Component {
     let transaction: string | null = null;
     let reply: Reply;
     let key: string | undefined;
+    let refusedKey: string | undefined;
     try {
       const envelope = this.envelope(command);
       transaction = envelope.transaction;
@@ -177,12 +219,18 @@ export class CommandRouter implements Component {
       reply = { status, error: { code: err.code, message: err.message }, transaction };
       if (key !== undefined && NOTHING_RAN.has(err.code)) {
         this.recent.delete(key);
+        refusedKey = key;
         key = undefined;
       }
     }
     if (key !== undefined) {
       const entry = this.recent.get(key);
-      if (entry !== undefined) this.recent.set(key, { ...entry, reply });
+      if (entry !== undefined) {
+        this.recent.set(key, { ...entry, reply });
+        this.journalWrite(() => this.journal?.answered(key, entry.untilWall, reply));
+      }
+    } else if (refusedKey !== undefined) {
+      this.journalWrite(() => this.journal?.answered(refusedKey, 0, undefined)); // nothing ran: the next run need not hold it
     }
     await this.send(command, reply);
   }
@@ -286,7 +334,19 @@ export class CommandRouter implements Component {
     if (this.recent.size >= this.repeatMax) {
       throw new GuardianError('GUARDIAN_E_COMMAND_REPEAT_FULL', `${this.recent.size} commands with a transaction are still within their max age; this one is not run (a transaction is never forgotten while it could be replayed)`, { device: command.device, command: command.name, held: this.recent.size });
     }
+    // on disk before the command runs: a crash or restart does not open a replay window
+    this.journal?.accepted(key, wall + life);
     this.recent.set(key, { reply: undefined, untilWall: wall + life, untilMono: mono + life });
+    this.journal?.maybeCompact(() => [...this.recent].map(([k, v]) => ({ key: k, untilWall: v.untilWall, ...(v.reply === undefined ? {} : { reply: v.reply }) })));
+  }
+
+  /** The reply line is a convenience (a lost one is answered REPLAYED): a failure to write it is logged, never fatal. */
+  private journalWrite(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.log.warn({ err, code: 'GUARDIAN_E_STATE_DISK_FULL' }, 'command journal: could not record a reply');
+    }
   }
 
   private expired(entry: Remembered): boolean {

@@ -12,6 +12,7 @@ import { FailureStore, reportId, type FailureReport, type LogRing } from './fail
 import { Forwarder } from './forwarder.js';
 import { ClockWatch } from './clock.js';
 import { CommandRouter, LoggedWriteGate } from './commands.js';
+import { CommandJournal } from './command-journal.js';
 import { KeyStoreCredentials, needsKeyStore } from './credentials.js';
 import { HealthReporter } from './health.js';
 import { MemoryOutbox } from './outbox/memory.js';
@@ -82,7 +83,9 @@ export class Daemon {
     this.adapters = new Supervisor(log);
     const gate = new LoggedWriteGate(WritePolicy.fromManifest(manifest), log.child({ component: 'write-policy' }));
     this.buses = config.buses.map((bus) => new ModbusBusAdapter({ bus, log, gate, sink: (result) => this.pipeline.ingest(result) }));
-    this.commands = new CommandRouter(this.upstream, this.buses, log.child({ component: 'commands' }), config.commands);
+    this.commands = new CommandRouter(this.upstream, this.buses, log.child({ component: 'commands' }), config.commands, {
+      journal: new CommandJournal(join(config.gateway.stateDir, 'commands.journal'), log.child({ component: 'commands' })),
+    });
   }
 
   async start(): Promise<void> {

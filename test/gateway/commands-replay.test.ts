@@ -8,20 +8,26 @@
 //   not for a fixed time after it ran;
 // - when the cache is full, a new command is refused with 429 GUARDIAN_E_COMMAND_REPEAT_FULL
 //   and nothing fresh is forgotten;
-// - once its ts is stale, the remembered entry may go: the bytes are then refused as expired.
+// - once its ts is stale, the remembered entry may go: the bytes are then refused as expired;
+// - a restart (or a crash before the reply) does not forget what ran: the journal on disk keeps
+//   it until it is stale; a torn last line (power loss mid-append) is skipped and logged.
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { CommandsConfig } from '../../src/core/config.js';
 import type { UpstreamAdapter } from '../../src/core/types.js';
 import { parseManifest } from '../../src/firewall/manifest.js';
 import { WritePolicy } from '../../src/firewall/write-policy.js';
-import { CommandRouter, LoggedWriteGate } from '../../src/gateway/commands.js';
+import { CommandJournal } from '../../src/gateway/command-journal.js';
+import { CommandRouter, LoggedWriteGate, type RouterExtras } from '../../src/gateway/commands.js';
 import { busConfig, runAdapter } from '../downstream/modbus/harness.js';
 import { captureLogger, codeOf } from '../fixtures/logs.js';
 import { startModbusServer } from '../fixtures/pymodbus.js';
 
 interface Reply { status: number; error?: { code: string }; data?: unknown; transaction: string | null }
 
-async function rig(t: Test, options: Partial<CommandsConfig>, wallClock: () => number = Date.now, repeatMax?: number) {
+async function rig(t: Test, options: Partial<CommandsConfig>, extras: RouterExtras = {}) {
   const server = await startModbusServer(t, { mode: 'tcp', units: { 1: { holding: { 0: Array<number>(4).fill(0) } } } });
   const bus = busConfig({ name: 'line', type: 'tcp', host: '127.0.0.1', port: server.port, devices: [{ name: 'press', unitId: 1, pollIntervalMs: 600_000, timeoutMs: 2000, retries: 0,
     points: [{ name: 'setpoint', table: 'holding', address: 0, type: 'uint16' }] }] });
@@ -37,9 +43,15 @@ async function rig(t: Test, options: Partial<CommandsConfig>, wallClock: () => n
     reply: (_device, _name, body) => { replies.push(JSON.parse(body) as Reply); return Promise.resolve(); },
   };
   const config: CommandsConfig = { requireTs: true, maxAgeMs: 60_000, maxFutureMs: 10_000, maxReadsPerMinute: 120, ...options };
-  const router = new CommandRouter(upstream, [run.adapter], logs.log, config, wallClock, repeatMax);
+  let router = new CommandRouter(upstream, [run.adapter], logs.log, config, extras);
   await router.start();
   t.teardown(() => router.stop());
+  /** Stop this router and start another on the same device (a gateway restart, as far as commands go). */
+  const restart = async (next: RouterExtras): Promise<void> => {
+    await router.stop();
+    router = new CommandRouter(upstream, [run.adapter], logs.log, config, next);
+    await router.start();
+  };
   const send = async (device: string, body: Record<string, unknown> | Buffer): Promise<Reply> => {
     const payload = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     const seen = replies.length;
@@ -48,7 +60,7 @@ async function rig(t: Test, options: Partial<CommandsConfig>, wallClock: () => n
     if (reply === undefined || replies.length !== seen + 1) throw new Error(`expected one reply, got ${replies.length - seen}`);
     return reply;
   };
-  return { server, logs, send };
+  return { server, logs, send, restart };
 }
 
 void t.test('junk with fresh transactions does not evict a command that ran', async (t) => {
@@ -68,7 +80,7 @@ void t.test('junk with fresh transactions does not evict a command that ran', as
 
 void t.test('a command dated ahead is remembered until its ts is stale', async (t) => {
   let offset = 0;
-  const r = await rig(t, { maxAgeMs: 600_000, maxFutureMs: 10_000 }, () => Date.now() + offset);
+  const r = await rig(t, { maxAgeMs: 600_000, maxFutureMs: 10_000 }, { wallClock: () => Date.now() + offset });
   const captured = Buffer.from(JSON.stringify({ point: 'setpoint', value: 71, transaction: 't-2', ts: Date.now() + 9_000 }));
   t.equal((await r.send('press', captured)).status, 200);
   offset = 600_500; // the wall clock 10 min 0.5 s later: ts + maxAge is still ahead
@@ -77,7 +89,7 @@ void t.test('a command dated ahead is remembered until its ts is stale', async (
 });
 
 void t.test('a full cache refuses new commands instead of forgetting fresh ones', async (t) => {
-  const r = await rig(t, {}, Date.now, 3);
+  const r = await rig(t, {}, { repeatMax: 3 });
   const cmds = [1, 2, 3].map((v) => Buffer.from(JSON.stringify({ point: 'setpoint', value: v, transaction: `f-${v}`, ts: Date.now() })));
   for (const c of cmds) t.equal((await r.send('press', c)).status, 200);
   const fourth = await r.send('press', { point: 'setpoint', value: 4, transaction: 'f-4', ts: Date.now() });
@@ -89,7 +101,7 @@ void t.test('a full cache refuses new commands instead of forgetting fresh ones'
 
 void t.test('once its ts is stale the entry may go, and the bytes are refused as expired', async (t) => {
   let offset = 0;
-  const r = await rig(t, { maxAgeMs: 1000 }, () => Date.now() + offset, 1);
+  const r = await rig(t, { maxAgeMs: 1000 }, { wallClock: () => Date.now() + offset, repeatMax: 1 });
   const captured = Buffer.from(JSON.stringify({ point: 'setpoint', value: 5, transaction: 'e-1', ts: Date.now() }));
   t.equal((await r.send('press', captured)).status, 200);
   // the entry is kept until its deadline by both clocks: wait for the monotonic one, move the wall one
@@ -100,4 +112,31 @@ void t.test('once its ts is stale the entry may go, and the bytes are refused as
   t.equal(next.status, 200, 'the stale entry made room (the cache holds one)');
   t.match(await r.send('press', captured), { status: 408, error: { code: 'GUARDIAN_E_COMMAND_EXPIRED' } }, 'the old bytes are refused as expired, not run');
   t.same((await r.server.writes()).map((w) => w.values), [[5], [6]]);
+});
+
+void t.test('a restart or a crash does not open a replay window: the journal keeps what ran', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'guardian-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'commands.journal');
+  const jlogs = captureLogger();
+  const journal = (): CommandJournal => new CommandJournal(file, jlogs.log);
+  const r = await rig(t, {}, { journal: journal() });
+  const ran = Buffer.from(JSON.stringify({ point: 'setpoint', value: 42, transaction: 'j-1', ts: Date.now() }));
+  t.equal((await r.send('press', ran)).status, 200, 'the command runs');
+  const refused = Buffer.from(JSON.stringify({ point: 'setpoint', value: 101, transaction: 'j-2', ts: Date.now() }));
+  t.equal((await r.send('press', refused)).status, 403, 'a refused one ran nothing');
+
+  await r.restart({ journal: journal() });
+  t.match(await r.send('press', ran), { status: 200, transaction: 'j-1' }, 'after a restart the captured bytes are answered from the first run, not run');
+  t.match(await r.send('press', refused), { status: 403 }, 'a command that ran nothing is judged again (nothing to protect)');
+
+  // a run that accepted a command and died before it answered, and a power cut mid-append
+  journal().accepted('press/write/j-3', Date.now() + 60_000);
+  appendFileSync(file, '{"key":"press/write/j-4","untilW');
+  await r.restart({ journal: journal() });
+  const orphan = await r.send('press', { point: 'setpoint', value: 43, transaction: 'j-3', ts: Date.now() });
+  t.match(orphan, { status: 409, error: { code: 'GUARDIAN_E_COMMAND_REPLAYED' }, transaction: 'j-3' }, 'accepted by a run that died: not run again, answered 409');
+  t.ok(jlogs.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('damaged line') && l['damaged'] === 1), 'the torn line was skipped and logged');
+  t.same((await r.server.writes()).map((w) => w.values), [[42]], 'the device executed one write in all');
+  t.notOk(readFileSync(file, 'utf8').includes('untilW"'), 'the journal was compacted without the torn line');
 });
