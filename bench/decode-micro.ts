@@ -4,11 +4,11 @@
 // pipeline (report policy + JSON), and what the reference loop does instead.
 //   node --import tsx bench/decode-micro.ts
 // Prints microseconds per 100-point poll.
-import type { DeviceConfig, PointConfig } from '../src/core/config.js';
+import type { DeviceConfig, PointConfig } from '../src/config/types.js';
 import type { UpstreamMessage } from '../src/core/types.js';
 import { applyScale, decodePoint, decodeRegisters } from '../src/downstream/modbus/codec.js';
 import { planDevice, sliceFor } from '../src/downstream/modbus/planner.js';
-import { Pipeline } from '../src/gateway/pipeline.js';
+import { Pipeline } from '../src/daemon/pipeline.js';
 
 const points: PointConfig[] = Array.from({ length: 100 }, (_, i) => ({
   name: `r${i}`, table: 'holding', address: i, type: 'uint16', byteOrder: 'big', wordOrder: 'big',

@@ -49,7 +49,7 @@
 // BENCH_BUILD=1 runs npm run build first (otherwise a stale dist/ is only warned about).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -569,7 +569,11 @@ async function main(): Promise<number> {
   if (GUARDIAN_ROOT !== ROOT) log(`guardian from ${GUARDIAN_ROOT}`);
   if (process.env['BENCH_BUILD'] === '1') execFileSync('npm', ['run', 'build'], { cwd: GUARDIAN_ROOT, stdio: ['ignore', process.stderr, process.stderr] });
   else if (distIsStale(GUARDIAN_ROOT)) log('WARNING: dist/ is older than src/: measuring dist/ as last built (BENCH_BUILD=1 rebuilds)');
-  const built = statSync(path.join(GUARDIAN_ROOT, 'dist', 'gateway', 'outbox', 'sqlite.js')).mtime;
+  // the outbox module of this layout, or of a checkout from before issue 12 (BENCH_GUARDIAN_ROOT)
+  const outboxJs = [['outbox', 'sqlite', 'store.js'], ['gateway', 'outbox', 'sqlite.js']]
+    .map((p) => path.join(GUARDIAN_ROOT, 'dist', ...p)).find((p) => existsSync(p));
+  if (outboxJs === undefined) throw new Error(`no built outbox under ${GUARDIAN_ROOT}/dist: run npm run build there`);
+  const built = statSync(outboxJs).mtime;
   log(`guardian dist/ built ${built.toISOString()} (git ${gitDescribe(GUARDIAN_ROOT)} at the time of this run)`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'guardian-drain-'));
   chmodSync(dir, 0o755); // mosquitto drops to its own user when started as root

@@ -8,8 +8,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseConfig } from '../src/gateway/config/load.js';
-import { manifestFor } from '../src/gateway/manifest-check.js';
+import { parseConfig } from '../src/config/load.js';
+import { manifestFor } from '../src/firewall/config-coverage.js';
 import { freePort, waitForPort } from '../test/fixtures/ports.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

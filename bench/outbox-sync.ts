@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { SqliteOutbox } from '../src/gateway/outbox/sqlite.js';
+import { SqliteOutbox } from '../src/outbox/sqlite/store.js';
 import { envNum, fmt, percentile } from './lib.js';
 
 const MESSAGES = envNum('BENCH_MESSAGES', 20_000);

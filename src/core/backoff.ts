@@ -1,4 +1,8 @@
-import type { BackoffConfig } from './config.js';
+/** `initialMs`, `maxMs`: the config shape of every backoff (config/types.ts re-exports it). */
+export interface BackoffConfig {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
 
 /**
  * Exponential backoff with jitter: the n-th delay is drawn uniformly from

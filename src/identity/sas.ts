@@ -7,7 +7,7 @@
  *
  * (the Azure IoT SDKs' format; expiry in seconds since the epoch).
  */
-import type { SasConfig } from '../core/config.js';
+import type { SasConfig } from '../config/types.js';
 import { SAS_KEY } from './identity.js';
 import type { KeyStore } from './keystore.js';
 

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
-import { redactLine } from '../../src/gateway/failures.js';
+import { redactLine } from '../../src/health/failure-store.js';
 import { runCli } from '../fixtures/cli.js';
 import { startGateway } from '../fixtures/gateway.js';
 import { startMosquitto, subscribe, type Message } from '../fixtures/mosquitto.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
-import { SqliteOutbox } from '../../src/gateway/outbox/sqlite.js';
+import { SqliteOutbox } from '../../src/outbox/sqlite/store.js';
 import { captureLogger, codeOf } from '../fixtures/logs.js';
 import type { WriterStep } from '../fixtures/outbox-writer.js';
 import { tmpDir } from '../fixtures/ports.js';

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import type { BusConfig } from '../../core/config.js';
+import type { BusConfig } from '../../config/types.js';
 import { GuardianError } from '../../core/errors.js';
 import type { DeviceCommand, DeviceStats, DownstreamAdapter, PollSink, WriteGate } from '../../core/types.js';
 import { BusArbiter } from './arbiter.js';
-import { ModbusCommands } from './commands.js';
+import { ModbusCommands } from './command-executor.js';
 import { DevicePoller } from './device.js';
 import type { ModbusClient } from './transport.js';
 

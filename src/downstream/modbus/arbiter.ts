@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Backoff } from '../../core/backoff.js';
-import type { BusConfig } from '../../core/config.js';
+import type { BusConfig } from '../../config/types.js';
 import { GuardianError } from '../../core/errors.js';
 import type { LineEvents } from './line-silence.js';
 import { closeClient, openClient, type ModbusClient } from './transport.js';

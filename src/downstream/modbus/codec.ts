@@ -12,7 +12,7 @@
  *
  * Every failure throws GuardianError `GUARDIAN_E_DECODE` (a bad reading, not a value).
  */
-import type { PointConfig, Table } from '../../core/config.js';
+import type { PointConfig, Table } from '../../config/types.js';
 import type { PointValue } from '../../core/types.js';
 import { GuardianError } from '../../core/errors.js';
 import { add, mul, ofBigInt, ofDouble, ofWritten, toText } from '../../core/decimal.js';

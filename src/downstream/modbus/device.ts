@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Backoff } from '../../core/backoff.js';
-import type { DeviceConfig } from '../../core/config.js';
+import type { DeviceConfig } from '../../config/types.js';
 import { GuardianError } from '../../core/errors.js';
 import type { DeviceStats, PollSink, RawReading } from '../../core/types.js';
 import type { BusArbiter } from './arbiter.js';

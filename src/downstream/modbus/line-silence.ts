@@ -5,7 +5,7 @@
  * data bits, the parity bit (if any) and the stop bits: 11 bits for 8E1 or 8N2, 10
  * for 8N1.
  */
-import type { SerialBusConfig } from '../../core/config.js';
+import type { SerialBusConfig } from '../../config/types.js';
 
 export type SerialFraming = Pick<SerialBusConfig, 'baudRate' | 'parity' | 'dataBits' | 'stopBits'>;
 

@@ -2,7 +2,7 @@
  * Register coalescing: read a device's points in as few Modbus requests as possible.
  * Pure functions, no I/O.
  */
-import type { DeviceConfig, PointConfig, Table } from '../../core/config.js';
+import type { DeviceConfig, PointConfig, Table } from '../../config/types.js';
 import { GuardianError } from '../../core/errors.js';
 import { isBitTable, registerCount } from './codec.js';
 

@@ -1,6 +1,6 @@
 import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusRTUType } from 'modbus-serial/ModbusRTU.js';
-import type { BusConfig, Table } from '../../core/config.js';
+import type { BusConfig, Table } from '../../config/types.js';
 import { GuardianError } from '../../core/errors.js';
 import { characterMs, interFrameSilenceMs, LineSilence, type LineEvents } from './line-silence.js';
 

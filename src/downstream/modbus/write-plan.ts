@@ -7,7 +7,7 @@
  * configured point they touch — into the engineering values the device will hold
  * (`writtenValues`). A raw write is judged the same way as a write by point name.
  */
-import type { DeviceConfig, PointConfig } from '../../core/config.js';
+import type { DeviceConfig, PointConfig } from '../../config/types.js';
 import { GuardianError, hasCode } from '../../core/errors.js';
 import type { WriteRequest, WrittenValue } from '../../core/types.js';
 import { applyScale, bitMask, decodeBits, decodeRegisters, encodeRegisters, exactValue, isCanonical, registerCount, withBit } from './codec.js';

@@ -67,7 +67,7 @@ export function pinEnv(envPairs: readonly string[]): { kept: string[]; dropped: 
 }
 
 /**
- * What systemd-notify may be given: the messages Guardian sends (watchdog.ts), nothing else. Its other options
+ * What systemd-notify may be given: the messages Guardian sends (daemon/systemd-notify.ts), nothing else. Its other options
  * (`--exec` since systemd 254 runs a program; `--pid=`, `--booted`, `--fdname`) are refused.
  */
 const NOTIFY_WORDS: ReadonlySet<string> = newSet(listFrom(['--ready', 'READY=1', 'WATCHDOG=1', 'STOPPING=1', 'RELOADING=1']));

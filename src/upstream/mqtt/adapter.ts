@@ -3,7 +3,7 @@ import type { SecureContext } from 'node:tls';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { Backoff } from '../../core/backoff.js';
-import type { MqttConfig } from '../../core/config.js';
+import type { MqttConfig } from '../../config/types.js';
 import { GuardianError } from '../../core/errors.js';
 import { SafeEmitter } from '../../core/events.js';
 import { redactUrl } from '../../core/redact.js';

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { MqttTlsConfig } from '../../core/config.js';
+import type { MqttTlsConfig } from '../../config/types.js';
 import { GuardianError } from '../../core/errors.js';
 
 export interface TlsMaterial {

@@ -1,7 +1,7 @@
 // A bus of type rtu-over-tcp (a serial-to-Ethernet converter: raw RTU frames,
 // CRC included, on a TCP stream) against pymodbus serving RTU framing over TCP.
 import t from 'tap';
-import type { PointConfig } from '../../../src/core/config.js';
+import type { PointConfig } from '../../../src/config/types.js';
 import { encodeRegisters } from '../../../src/downstream/modbus/codec.js';
 import { captureLogger, codeOf } from '../../fixtures/logs.js';
 import { freePort } from '../../fixtures/ports.js';

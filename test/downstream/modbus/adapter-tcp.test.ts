@@ -4,7 +4,7 @@
 // the TCP peer without restarting the adapter.
 import t from 'tap';
 import { encodeRegisters } from '../../../src/downstream/modbus/codec.js';
-import type { PointConfig } from '../../../src/core/config.js';
+import type { PointConfig } from '../../../src/config/types.js';
 import { captureLogger, codeOf } from '../../fixtures/logs.js';
 import { freePort, sleep } from '../../fixtures/ports.js';
 import { startModbusServer } from '../../fixtures/pymodbus.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { ByteOrder, PointConfig } from '../../../src/core/config.js';
+import type { ByteOrder, PointConfig } from '../../../src/config/types.js';
 import { hasCode } from '../../../src/core/errors.js';
 import {
   applyScale, decodeBits, decodePoint, decodeRegisters, decodeRegistersAt, encodeRegisters, isBitTable, registerCount,

@@ -5,10 +5,10 @@ import type { WriteGate } from '../../../src/core/types.js';
 import { WritePolicy } from '../../../src/firewall/write-policy.js';
 import type { Test } from 'tap';
 import { stringify } from 'yaml';
-import type { BusConfig, PointConfig } from '../../../src/core/config.js';
+import type { BusConfig, PointConfig } from '../../../src/config/types.js';
 import type { PollResult, RawReading } from '../../../src/core/types.js';
 import { ModbusBusAdapter } from '../../../src/downstream/modbus/adapter.js';
-import { parseConfig } from '../../../src/gateway/config/load.js';
+import { parseConfig } from '../../../src/config/load.js';
 import { captureLogger, type LogCapture } from '../../fixtures/logs.js';
 
 /**

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { DeviceConfig, PointConfig } from '../../../src/core/config.js';
+import type { DeviceConfig, PointConfig } from '../../../src/config/types.js';
 import { decodeRegisters, decodePoint, encodeRegisters } from '../../../src/downstream/modbus/codec.js';
 import { formatPlan, maxPerRequest, planDevice, sliceFor, type ReadRequest } from '../../../src/downstream/modbus/planner.js';
 

@@ -9,7 +9,7 @@
 // 0.25-0.6 ms).
 import t from 'tap';
 import type { Test } from 'tap';
-import type { BusConfig } from '../../../src/core/config.js';
+import type { BusConfig } from '../../../src/config/types.js';
 import { captureLogger, codeOf } from '../../fixtures/logs.js';
 import { masterFrames, ptyRelay, silencesBeforeFrames, type PtyRelay } from '../../fixtures/pty-relay.js';
 import { startModbusServer } from '../../fixtures/pymodbus.js';

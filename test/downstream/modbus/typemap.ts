@@ -4,7 +4,7 @@
 // so a bug that is symmetric in encode/decode cannot hide) or a value that
 // codec.ts's encodeRegisters turns into words for the point as configured.
 import type { Test } from 'tap';
-import type { BusConfig, ByteOrder, PointConfig, Table } from '../../../src/core/config.js';
+import type { BusConfig, ByteOrder, PointConfig, Table } from '../../../src/config/types.js';
 import type { PointValue, PollResult } from '../../../src/core/types.js';
 import { encodeRegisters } from '../../../src/downstream/modbus/codec.js';
 import type { UnitTables } from '../../fixtures/pymodbus.js';

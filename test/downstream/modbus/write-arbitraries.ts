@@ -5,7 +5,7 @@
 // and the oracle: what a register image means for the policy, decoded independently of
 // the planner (the codec is the definition of how a point is read).
 import fc from 'fast-check';
-import type { DeviceConfig, PointConfig, PointType } from '../../../src/core/config.js';
+import type { DeviceConfig, PointConfig, PointType } from '../../../src/config/types.js';
 import { decodeBits, decodeRegisters, encodeRegisters, registerCount } from '../../../src/downstream/modbus/codec.js';
 import type { WriteRule } from '../../../src/firewall/manifest.js';
 

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { GuardianError } from '../../../src/core/errors.js';
 import { parseManifest } from '../../../src/firewall/manifest.js';
 import { WritePolicy } from '../../../src/firewall/write-policy.js';
-import { LoggedWriteGate } from '../../../src/gateway/commands.js';
+import { LoggedWriteGate } from '../../../src/daemon/command-router.js';
 import { captureLogger, codeOf } from '../../fixtures/logs.js';
 import { startModbusServer } from '../../fixtures/pymodbus.js';
 import { busConfig, runAdapter } from './harness.js';

@@ -6,10 +6,10 @@
 // A failure prints fast-check's counterexample and the seed; rerun with FC_SEED=<seed>.
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
-import type { DeviceConfig } from '../../../src/core/config.js';
+import type { DeviceConfig } from '../../../src/config/types.js';
 import { GuardianError } from '../../../src/core/errors.js';
 import { BusArbiter } from '../../../src/downstream/modbus/arbiter.js';
-import { ModbusCommands } from '../../../src/downstream/modbus/commands.js';
+import { ModbusCommands } from '../../../src/downstream/modbus/command-executor.js';
 import { planWrite, withRegister, writeRequest } from '../../../src/downstream/modbus/write-plan.js';
 import { parseManifest, type WriteRule } from '../../../src/firewall/manifest.js';
 import { WritePolicy } from '../../../src/firewall/write-policy.js';

@@ -1,8 +1,8 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { stringify } from 'yaml';
-import type { MqttConfig } from '../../../src/core/config.js';
-import { parseConfig } from '../../../src/gateway/config/load.js';
+import type { MqttConfig } from '../../../src/config/types.js';
+import { parseConfig } from '../../../src/config/load.js';
 import { MqttUpstream } from '../../../src/upstream/mqtt/adapter.js';
 import { captureLogger, type LogCapture } from '../../fixtures/logs.js';
 import { startMosquitto, subscribe, type Message } from '../../fixtures/mosquitto.js';

@@ -1,0 +1,144 @@
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/types.js';
+import type { UpstreamCredentials } from '../core/types.js';
+import { DeviceIdentity } from './identity.js';
+import { createKeyStore } from './backend.js';
+import { SasTokenSource } from './sas.js';
+
+/** True when the MQTT upstream authenticates with the key store (tls.identity, sas). */
+export function needsKeyStore(config: GatewayConfig): boolean {
+  const mqtt = config.upstream.mqtt;
+  return mqtt.tls?.identity === true || mqtt.sas !== undefined;
+}
+
+/** What the health telemetry says of the upstream's credentials. */
+export interface CredentialsStats {
+  readonly backend: string | null;
+  readonly hardwareBacked: boolean | null;
+  /** Credentials that could not be produced (key store not reachable, key missing…) since start. */
+  readonly failures: number;
+  readonly lastError: string | null;
+  /** The TLS client certificate last used: its subject and expiry (ms since the epoch). */
+  readonly certificate: { readonly subject: string; readonly notAfter: number } | null;
+  /** The SAS token last made: its expiry (ms since the epoch), and how many were made since start. */
+  readonly sas: { readonly expiresAt: number; readonly issued: number } | null;
+}
+
+/** A certificate this close to its end is warned about at every connection. */
+const CERT_WARN_MS = 30 * 86_400_000;
+
+/**
+ * The upstream's credentials from the device identity. The key store is opened
+ * on first use; a failure (TPM not reachable) is retried on the next connection
+ * attempt, which the upstream schedules with backoff.
+ */
+export class KeyStoreCredentials implements UpstreamCredentials {
+  private identity: Promise<DeviceIdentity> | undefined;
+  private tlsKey: Promise<KeyObject> | undefined;
+  private sas: SasTokenSource | undefined;
+  private store: { backend: string; hardwareBacked: boolean } | undefined;
+  private failures = 0;
+  private lastError: string | null = null;
+  private certificate: CredentialsStats['certificate'] = null;
+  private token: { expiresAt: number; issued: number } | null = null;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * The TLS key is unsealed once per process into a KeyObject and kept; the
+   * certificate is read at each attempt, so a new one installed for the same
+   * key is used at the next connection.
+   */
+  tlsClient(): Promise<{ key: KeyObject; cert: Buffer }> {
+    return this.counted(async () => {
+      const identity = await this.open();
+      const cert = identity.tlsCertificate();
+      this.noteCertificate(cert);
+      return { key: await this.unsealedTlsKey(identity), cert };
+    });
+  }
+
+  private unsealedTlsKey(identity: DeviceIdentity): Promise<KeyObject> {
+    this.tlsKey ??= identity.tlsKey().then((key) => {
+      this.log.info({ backend: identity.store.backend }, 'TLS client key unsealed (once per process)');
+      return key;
+    });
+    return this.tlsKey.catch((err: unknown) => {
+      this.tlsKey = undefined;
+      throw err;
+    });
+  }
+
+  password(): Promise<{ password: string; renewAt: number }> {
+    return this.counted(async () => {
+      const identity = await this.open();
+      const sasConfig = this.config.upstream.mqtt.sas;
+      if (sasConfig === undefined) throw new Error('password() without upstream.mqtt.sas');
+      this.sas ??= new SasTokenSource(identity.store, sasConfig, this.now);
+      const token = await this.sas.token();
+      if (this.token?.expiresAt !== token.expiresAt) this.token = { expiresAt: token.expiresAt, issued: (this.token?.issued ?? 0) + 1 };
+      return { password: token.token, renewAt: this.sas.renewAt(token) };
+    });
+  }
+
+  stats(): CredentialsStats {
+    return {
+      backend: this.store?.backend ?? null, hardwareBacked: this.store?.hardwareBacked ?? null,
+      failures: this.failures, lastError: this.lastError, certificate: this.certificate, sas: this.token,
+    };
+  }
+
+  async close(): Promise<void> {
+    // a store that failed to open has nothing to close (the failure was logged by the upstream)
+    const identity = await this.identity?.catch(() => undefined);
+    await identity?.store.close();
+  }
+
+  private open(): Promise<DeviceIdentity> {
+    this.identity ??= (async () => {
+      const { identity: config, gateway } = this.config;
+      const store = createKeyStore(config, this.log);
+      await store.open();
+      this.store = { backend: store.backend, hardwareBacked: store.hardwareBacked };
+      this.log.info({ backend: store.backend, hardwareBacked: store.hardwareBacked }, 'key store opened');
+      return new DeviceIdentity(store, { deviceId: gateway.id, dir: config.dir, log: this.log });
+    })();
+    return this.identity.catch((err: unknown) => {
+      this.identity = undefined;
+      throw err;
+    });
+  }
+
+  private async counted<T>(produce: () => Promise<T>): Promise<T> {
+    try {
+      return await produce();
+    } catch (err) {
+      this.failures += 1;
+      this.lastError = err instanceof Error ? err.message : String(err);
+      throw err;
+    }
+  }
+
+  /** Remembers the leaf's expiry for the health telemetry, and warns when it is near. */
+  private noteCertificate(chain: Buffer): void {
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(chain);
+    } catch {
+      return; // install-cert checked it; the TLS handshake will say what is wrong
+    }
+    const notAfter = Date.parse(leaf.validTo);
+    this.certificate = { subject: leaf.subject.replaceAll('\n', ', '), notAfter };
+    const left = notAfter - this.now();
+    if (left < CERT_WARN_MS) {
+      this.log.warn({ subject: this.certificate.subject, notAfter: new Date(notAfter).toISOString() },
+        left <= 0 ? 'the TLS client certificate has expired: install a new one with `guardian identity install-cert`'
+          : `the TLS client certificate expires in ${Math.ceil(left / 86_400_000)} days: install a new one with \`guardian identity install-cert\``);
+    }
+  }
+}
