@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: `npm test` (README), also run by .ci/run.
 # Installs the Debian packages the tests' real peers need when missing (as root),
-# fails loudly when it cannot, type-checks, lints, builds, runs every tap test,
+# fails loudly when it cannot, type-checks, lints, checks the dependency direction of
+# src/ (scripts/check-deps.mjs), builds, runs every tap test,
 # and ends with one line: `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,7 @@ step() {
 }
 step "typecheck (tsc --noEmit)" npx tsc --noEmit -p .
 step "lint (eslint, type-checked rules)" npx eslint src test bench
+step "dependency direction (scripts/check-deps.mjs)" node scripts/check-deps.mjs
 step "build (dist/ for the CLI)" npm run --silent build
 
 # --- the tap suite ---

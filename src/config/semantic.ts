@@ -5,7 +5,7 @@
  */
 import { hasUserinfo, redactUrl } from '../core/redact.js';
 import { joinPath } from '../core/schema-errors.js';
-import { interFrameSilenceMs, type SerialFraming } from '../downstream/modbus/line-silence.js';
+import { interFrameSilenceMs, type SerialFraming } from '../core/serial-timing.js';
 
 type Rec = Record<string, unknown>;
 /** How a raw value reads in a message. */

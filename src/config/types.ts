@@ -4,6 +4,7 @@
  * they need through their constructor).
  */
 import type { BackoffConfig } from '../core/backoff.js';
+import type { SerialFraming } from '../core/serial-timing.js';
 
 export type { BackoffConfig } from '../core/backoff.js';
 
@@ -53,13 +54,9 @@ interface BusBase {
   readonly devices: readonly DeviceConfig[];
 }
 
-export interface SerialBusConfig extends BusBase {
+export interface SerialBusConfig extends BusBase, SerialFraming {
   readonly type: 'rtu';
   readonly port: string;
-  readonly baudRate: number;
-  readonly parity: 'none' | 'even' | 'odd';
-  readonly dataBits: 7 | 8;
-  readonly stopBits: 1 | 2;
 }
 
 export interface TcpBusConfig extends BusBase {
