@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { MessageKind } from '../../core/types.js';
+import type { MessageKind, UpstreamMessage } from '../../core/types.js';
+import type { SizedEntry } from './tail-cache.js';
 
 // The SQLite outbox's table layout and statements (store.ts holds the logic).
 
@@ -63,4 +64,14 @@ export function idRuns(ids: number[]): [number, number][] {
     else runs.push([id, id]);
   }
   return runs;
+}
+
+/** A stored row as the entry `take` hands out (no device or seq when the row has none). */
+export function rowEntry(row: Row): SizedEntry {
+  const message: UpstreamMessage = {
+    kind: row.kind, payload: row.payload,
+    ...(row.device === null ? {} : { device: row.device }),
+    ...(row.seq === null ? {} : { seq: row.seq }),
+  };
+  return { entry: { id: row.id, message, enqueuedAt: row.enqueued_at }, bytes: row.bytes };
 }

@@ -6,8 +6,9 @@ import type { UpstreamMessage } from '../../core/types.js';
 import { ALL_IDS, ClockStepDetector, type IdRange, type Outbox, type OutboxEntry, type OutboxStats } from '../contract.js';
 import { Checkpointer } from './checkpointer.js';
 import { currentBootId, SequenceLedger } from './sequence-ledger.js';
-import { ACK_COMMIT_MS, AGE_SWEEP_MS, EXPIRE_BATCH, MAX_PENDING_ACKS, MAX_STAGED, TAIL_CACHE_BYTES, type SqliteOutboxOptions } from './options.js';
-import { idRuns, prepareStatements, SCHEMA, type DroppedRow, type Row, type Statements } from './schema.js';
+import { ACK_COMMIT_MS, AGE_SWEEP_MS, MAX_PENDING_ACKS, MAX_STAGED, TAIL_CACHE_BYTES, type SqliteOutboxOptions } from './options.js';
+import { dropOverBounds, storageError } from './bounds.js';
+import { idRuns, prepareStatements, rowEntry, SCHEMA, type Row, type Statements } from './schema.js';
 import { TailCache, type SizedEntry } from './tail-cache.js';
 
 export type { SqliteOutboxOptions } from './options.js';
@@ -163,13 +164,7 @@ export class SqliteOutbox implements Outbox {
       if (rows.length === 0) after = upTo;
       for (const row of rows) {
         after = row.id;
-        if (skip(row.id)) continue;
-        const message: UpstreamMessage = {
-          kind: row.kind, payload: row.payload,
-          ...(row.device === null ? {} : { device: row.device }),
-          ...(row.seq === null ? {} : { seq: row.seq }),
-        };
-        out.push({ entry: { id: row.id, message, enqueuedAt: row.enqueued_at }, bytes: row.bytes });
+        if (!skip(row.id)) out.push(rowEntry(row));
       }
     }
     this.cursors.set(key, after);
@@ -281,32 +276,17 @@ export class SqliteOutbox implements Outbox {
 
   private enforceBounds(): void {
     this.updateFull();
-    const s = this.requireStatements();
     const sweep = this.options.maxAgeMs > 0 && this.now() - this.lastAgeSweep >= AGE_SWEEP_MS;
     const overBytes = this.options.policy !== 'stop-polling' && this.bytes > this.options.maxBytes;
     if (!sweep && !overBytes) return;
-    const dropped: DroppedRow[] = [];
-    this.requireDb().transaction(() => {
-      if (sweep) {
-        // Oldest first by id (the order they were stored in), at most once a second, stopping
-        // at the first message young enough: no index on enqueued_at to write with every commit.
-        this.lastAgeSweep = this.now();
-        const cutoff = this.now() - this.options.maxAgeMs;
-        const head = s.oldest.get() as { t: number } | undefined;
-        for (let more = head !== undefined && head.t < cutoff; more;) {
-          const batch = s.dropExpired.all(EXPIRE_BATCH, cutoff) as DroppedRow[];
-          dropped.push(...batch);
-          more = batch.length === EXPIRE_BATCH;
-        }
-      }
-      while (this.options.policy !== 'stop-polling' && this.bytes - dropped.reduce((n, r) => n + r.bytes, 0) > this.options.maxBytes) {
-        const batch = s.dropOldest.all(Math.max(1, Math.ceil(this.rows / 100))) as DroppedRow[];
-        if (batch.length === 0) break;
-        dropped.push(...batch);
-      }
-      if (dropped.length > 0) s.countDrops.run(dropped.length, dropped.length);
-      this.requireLedger().keep(dropped);
-    })();
+    let cutoff: number | undefined;
+    if (sweep) {
+      // at most once a second (AGE_SWEEP_MS)
+      this.lastAgeSweep = this.now();
+      cutoff = this.now() - this.options.maxAgeMs;
+    }
+    const maxBytes = this.options.policy !== 'stop-polling' ? this.options.maxBytes : undefined;
+    const dropped = dropOverBounds(this.requireDb(), this.requireStatements(), this.requireLedger(), { cutoff, maxBytes, bytes: this.bytes, rows: this.rows });
     if (dropped.length === 0) return;
     for (const row of dropped) {
       this.rows -= 1;
@@ -392,11 +372,7 @@ export class SqliteOutbox implements Outbox {
   }
 
   private storageError(err: unknown): GuardianError {
-    const code = (err as { code?: unknown }).code;
-    if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR') {
-      return new GuardianError('GUARDIAN_E_STATE_DISK_FULL', `cannot write the outbox ${this.options.path}: ${(err as Error).message}`, { path: this.options.path }, { cause: err });
-    }
-    return new GuardianError('GUARDIAN_E_OUTBOX_WRITE', `cannot write the outbox ${this.options.path}: ${(err as Error).message}`, { path: this.options.path }, { cause: err });
+    return storageError(this.options.path, err);
   }
 
   private requireDb(): Database.Database {
