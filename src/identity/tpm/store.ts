@@ -14,7 +14,7 @@
  * - One operation at a time; transient objects are flushed after each one
  *   (swtpm and a raw /dev/tpm0 have no resource manager).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { GuardianError, hasCode } from '../../core/errors.js';
@@ -22,8 +22,9 @@ import {
   checkDigest, checkName, checkNonce, checkPcrSelection, checkSecret, MAX_HMAC_KEY_BYTES, MAX_SEALED_BYTES, missing, Serial, settle,
   type Endorsement, type KeyInfo, type KeyStore, type ObjectKind, type Quote,
 } from '../keystore.js';
-import { blob, corrupt, describeRecord, FORMAT, info, listRecords, RecordFiles, type ObjectRecord, type RootRecord } from '../records.js';
+import { blob, corrupt, describeRecord, info, listRecords, RecordFiles, type ObjectRecord, type RootRecord } from '../records.js';
 import { activateCredential, readEndorsement } from './endorsement.js';
+import { closeEnvelope, openEnvelope } from './envelope.js';
 import { signatureToDer } from './marshal.js';
 import { OwnerAuth } from './owner.js';
 import { scratch, TpmTools } from './tools.js';
@@ -45,7 +46,6 @@ const ATTEST = ['-G', 'ecc256:ecdsa-sha256:null', '-a', 'fixedtpm|fixedparent|se
 const SEALED = ['-a', 'fixedtpm|fixedparent|userwithauth|noda'];
 const MAX_KEYS = 0xff;
 export const ATTEST_KEY = 'attest';
-
 
 export class TpmKeyStore implements KeyStore {
   readonly backend = 'tpm' as const;
@@ -197,14 +197,8 @@ export class TpmKeyStore implements KeyStore {
       const s = scratch();
       try {
         await this.tools.run('tpm2_create', ['-C', this.primary, '-i', '-', ...SEALED, '-u', s.file('pub'), '-r', s.file('priv')], { stdin: dek });
-        const iv = randomBytes(12);
-        const cipher = createCipheriv('aes-256-gcm', dek, iv);
-        cipher.setAAD(aad(name));
-        const ciphertext = Buffer.concat([cipher.update(secret), cipher.final()]);
-        return info(this.files.write({
-          backend: this.backend, name, kind: 'sealed',
-          data: { public: b64(s.file('pub')), private: b64(s.file('priv')), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), ciphertext: ciphertext.toString('base64') },
-        }));
+        const data = { public: b64(s.file('pub')), private: b64(s.file('priv')), ...closeEnvelope(name, dek, secret) };
+        return info(this.files.write({ backend: this.backend, name, kind: 'sealed', data }));
       } finally {
         dek.fill(0);
         s.remove();
@@ -219,16 +213,7 @@ export class TpmKeyStore implements KeyStore {
       const file = this.files.objectFile(name);
       const dek = await this.withLoaded(record, (ctx) => this.tools.run('tpm2_unseal', ['-c', ctx]));
       try {
-        const iv = blob(record, 'iv', file);
-        const tag = blob(record, 'tag', file);
-        if (dek.length !== 32 || iv.length !== 12 || tag.length !== 16) throw corrupt(file, 'bad key, IV or tag length');
-        const decipher = createDecipheriv('aes-256-gcm', dek, iv);
-        decipher.setAAD(aad(name));
-        decipher.setAuthTag(tag);
-        return Buffer.concat([decipher.update(blob(record, 'ciphertext', file)), decipher.final()]);
-      } catch (err) {
-        if (err instanceof GuardianError) throw err;
-        throw corrupt(file, 'authentication failed (the ciphertext or its name was changed)', err);
+        return openEnvelope(name, dek, record, file);
       } finally {
         dek.fill(0);
       }
@@ -407,8 +392,4 @@ function hex(handle: number): string {
 
 function b64(file: string): string {
   return readFileSync(file).toString('base64');
-}
-
-function aad(name: string): Buffer {
-  return Buffer.from(`${FORMAT}\0tpm\0${name}\0sealed`);
 }
