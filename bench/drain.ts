@@ -47,303 +47,28 @@
 // (bin/, dist/, config/, package.json); BENCH_KEEP=1 keeps the temp dir (configs,
 // Guardian logs); BENCH_MOSQUITTO_CONF='line;line' adds broker config lines;
 // BENCH_BUILD=1 runs npm run build first (otherwise a stale dist/ is only warned about).
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
-import type { Test } from 'tap';
-import { startModbusServer } from '../test/fixtures/pymodbus.js';
-import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
 import { sleep } from '../test/fixtures/ports.js';
 import {
-  CpuMeter, ROOT, cleanup, configPatch, deepMerge, distIsStale, envNum, exited, fileSize, fmt, installCleanup, ioDelta, makeLog, memKB,
-  onTeardown, percentile, procIo, startLinkProxy, startMosquitto, stopChild, track, trackPid, type ProcIo, writeGuardianConfig,
+  ACCUMULATE_TIMEOUT_S, BACKLOG, BURST_DEVICES, BURST_INTERVAL_MS, CONFIG_PATCH, CPU_PROFILE_DIR, DRAIN_TIMEOUT_S, GUARDIAN_ROOT, KB, KEEP, LIVE_DEVICES,
+  LIVE_INTERVAL_MS, log, MB, MOSQUITTO_EXTRA, PHASES, POINTS, SDWEAR_DEVICES, SDWEAR_INTERVAL_MS, SDWEAR_S, SDWEAR_WARMUP_S,
+} from './drain-env.js';
+import { dbFiles, guardianStatus, readOutbox, startGuardian, startModbus, type DeviceSpec, type Guardian } from './drain-guardian.js';
+import { report, trimProfile, type DrainResult, type WearResult } from './drain-report.js';
+import { onMessage, Seqs, watch, type Watch } from './drain-subscriber.js';
+import {
+  CpuMeter, ROOT, cleanup, distIsStale, fmt, installCleanup, ioDelta, memKB, onTeardown, percentile, procIo, startLinkProxy, startMosquitto, stopChild, type ProcIo,
 } from './lib.js';
-
-const log = makeLog('drain');
-const BACKLOG = envNum('DRAIN_BACKLOG', 100_000);
-const POINTS = envNum('DRAIN_POINTS', 20);
-const LIVE_DEVICES = envNum('DRAIN_LIVE_DEVICES', 10);
-const LIVE_INTERVAL_MS = envNum('DRAIN_LIVE_INTERVAL_MS', 10);
-const BURST_DEVICES = envNum('DRAIN_BURST_DEVICES', 10);
-const BURST_INTERVAL_MS = envNum('DRAIN_BURST_INTERVAL_MS', 1);
-const ACCUMULATE_TIMEOUT_S = envNum('DRAIN_ACCUMULATE_TIMEOUT_S', 300);
-const DRAIN_TIMEOUT_S = envNum('DRAIN_TIMEOUT_S', 120);
-const SDWEAR_DEVICES = envNum('SDWEAR_DEVICES', 10);
-const SDWEAR_INTERVAL_MS = envNum('SDWEAR_INTERVAL_MS', 1000);
-const SDWEAR_WARMUP_S = envNum('SDWEAR_WARMUP_S', 5);
-const SDWEAR_S = envNum('SDWEAR_S', 30);
-const TARGET_RATE = envNum('DRAIN_TARGET', 5000);
-const PHASES = (process.env['BENCH_PHASES'] ?? 'drain,sdwear').split(',');
-const CONFIG_PATCH = configPatch();
-const CPU_PROFILE_DIR = process.env['BENCH_CPU_PROFILE'];
-const GUARDIAN_ROOT = process.env['BENCH_GUARDIAN_ROOT'] ?? ROOT;
-const KEEP = process.env['BENCH_KEEP'] === '1';
-const MOSQUITTO_EXTRA = (process.env['BENCH_MOSQUITTO_CONF'] ?? '').split(';').map((s) => s.trim()).filter((s) => s !== '');
-
-const KB = (b: number): string => `${fmt(b / 1024)} KB`;
-const MB = (b: number, digits = 1): string => `${fmt(b / 1e6, digits)} MB`;
-
-// ---- per-device sequence bookkeeping at the subscriber ----
-class Seqs {
-  private counts = new Uint8Array(1024);
-  /** Highest seq received */
-  max = 0;
-  /** Returns true the first time a seq arrives. */
-  add(seq: number): boolean {
-    if (seq >= this.counts.length) {
-      let size = this.counts.length;
-      while (size <= seq) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.counts);
-      this.counts = grown;
-    }
-    const before = this.counts[seq] ?? 0;
-    if (before < 255) this.counts[seq] = before + 1;
-    if (seq > this.max) this.max = seq;
-    return before === 0;
-  }
-
-  has(seq: number): boolean {
-    return (this.counts[seq] ?? 0) > 0;
-  }
-
-  /** Seqs in 1..upTo that never arrived. */
-  missing(upTo: number): number[] {
-    const out: number[] = [];
-    for (let s = 1; s <= upTo; s++) if (!this.has(s)) out.push(s);
-    return out;
-  }
-}
-
-interface Watch {
-  seqs: Map<string, Seqs>;
-  telemetry: number;
-  other: number;
-  duplicates: number;
-  malformed: number;
-  firstAt: number | undefined;
-  onTelemetry?: (device: string, seq: number, ts: number, first: boolean, now: number) => void;
-}
-
-const PREFIX = /^\{"seq":(\d+),"ts":(\d+),/;
-const watches = new Map<string, Watch>();
-
-function watch(gatewayId: string): Watch {
-  const w: Watch = { seqs: new Map(), telemetry: 0, other: 0, duplicates: 0, malformed: 0, firstAt: undefined };
-  watches.set(gatewayId, w);
-  return w;
-}
-
-function onMessage(topic: string, payload: Buffer): void {
-  const now = Date.now();
-  const parts = topic.split('/'); // guardian/<gatewayId>/<device>/telemetry | guardian/<gatewayId>/health | .../state
-  const w = watches.get(parts[1] ?? '');
-  if (w === undefined) return;
-  if (parts.length !== 4 || parts[3] !== 'telemetry') {
-    if (parts[2] !== 'state') w.other += 1;
-    return;
-  }
-  w.firstAt ??= now;
-  const device = parts[2] ?? '';
-  const m = PREFIX.exec(payload.toString('latin1', 0, Math.min(64, payload.length)));
-  if (m === null) { w.malformed += 1; return; }
-  const seq = Number(m[1]);
-  let s = w.seqs.get(device);
-  if (s === undefined) { s = new Seqs(); w.seqs.set(device, s); }
-  const first = s.add(seq);
-  w.telemetry += 1;
-  if (!first) w.duplicates += 1;
-  w.onTelemetry?.(device, seq, Number(m[2]), first, now);
-}
-
-// ---- Guardian ----
-interface DeviceSpec { name: string; port: number; unit: number; intervalMs: number; quietAfterFailure: boolean }
-
-function guardianConfig(gatewayId: string, stateDir: string, url: string, devices: DeviceSpec[]): string {
-  const points = Array.from({ length: POINTS }, (_, i) => ({ name: `r${i}`, table: 'holding', address: i, type: 'uint16' }));
-  const quiet = { initialMs: 60_000, maxMs: 60_000 };
-  const config = {
-    version: 1,
-    gateway: { id: gatewayId, stateDir, logLevel: 'info', shutdownTimeoutMs: 60_000 },
-    upstream: { mqtt: { url, reconnect: { initialMs: 100, maxMs: 500 } } },
-    buses: devices.map((d) => ({
-      name: `bus-${d.name}`, type: 'tcp', host: '127.0.0.1', port: d.port,
-      ...(d.quietAfterFailure ? { reconnect: quiet } : {}),
-      devices: [{
-        name: d.name, unitId: d.unit, pollIntervalMs: d.intervalMs, timeoutMs: 1000, points,
-        ...(d.quietAfterFailure ? { backoff: quiet } : {}),
-      }],
-    })),
-  };
-  return JSON.stringify(deepMerge(config, CONFIG_PATCH), null, 1); // YAML 1.2 is a superset of JSON
-}
-
-interface Guardian {
-  child: ChildProcess;
-  pid: number;
-  config: string;
-  stateDir: string;
-  /** bytes Guardian wrote to its stdout/stderr (its log) */
-  logBytes(): number;
-  tail(lines?: number): string;
-  alive(): void;
-}
-
-function startGuardian(dir: string, gatewayId: string, url: string, devices: DeviceSpec[], profile: boolean): Guardian {
-  const stateDir = path.join(dir, `${gatewayId}-state`);
-  const config = path.join(dir, `${gatewayId}.yaml`);
-  writeGuardianConfig(config, guardianConfig(gatewayId, stateDir, url, devices));
-  const prof = profile && CPU_PROFILE_DIR !== undefined
-    ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROFILE_DIR}`, `--cpu-prof-name=guardian-${gatewayId.replace(/^bench-/, '')}.cpuprofile`] : [];
-  // stdout/stderr to a pipe, not a file: Guardian's own write_bytes is then its state dir alone
-  const child = track(spawn(process.execPath, [...prof, path.join(GUARDIAN_ROOT, 'bin', 'guardian.js'), 'run', '--config', config], {
-    cwd: GUARDIAN_ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-  }));
-  if (child.pid === undefined) throw new Error('guardian: spawn failed');
-  let bytes = 0;
-  let tail = '';
-  const logFile = path.join(dir, `${gatewayId}.log`);
-  const onData = (d: Buffer): void => {
-    bytes += d.length;
-    tail = (tail + d.toString()).slice(-200_000);
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  const keepLog = (): void => { writeFileSync(logFile, tail); };
-  onTeardown(async () => { await stopChild(child, 10_000); if (KEEP) keepLog(); });
-  const g: Guardian = {
-    child, pid: child.pid, config, stateDir,
-    logBytes: () => bytes,
-    tail: (lines = 20) => tail.split('\n').slice(-lines - 1).join('\n'),
-    alive: () => {
-      if (exited(child)) throw new Error(`guardian ${gatewayId} exited (${String(child.exitCode ?? child.signalCode)}); log:\n${g.tail()}`);
-    },
-  };
-  return g;
-}
-
-const execFileAsync = promisify(execFile);
-
-interface StatusJson { outbox: { messages: number; bytes: number; dropped: number } | null }
-
-/** `guardian status --config FILE --json`: the outbox as the CLI sees it (read-only). */
-async function guardianStatus(config: string): Promise<StatusJson> {
-  const { stdout } = await execFileAsync(process.execPath, [path.join(GUARDIAN_ROOT, 'bin', 'guardian.js'), 'status', '--config', config, '--json'], { cwd: GUARDIAN_ROOT });
-  return JSON.parse(stdout) as StatusJson;
-}
-
-/** Read the outbox read-only (like `guardian status`), with the figures the bench needs. */
-function readOutbox(stateDir: string): { rows: number; bytes: number; dropped: number; maxSeq: Map<string, number>; sequences: Map<string, number>; seqRows: (device: string) => Set<number> } {
-  const db = new Database(path.join(stateDir, 'outbox.db'), { readonly: true, fileMustExist: true });
-  try {
-    const { n, b } = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
-    const dropped = (db.prepare("SELECT value FROM counters WHERE name = 'dropped'").get() as { value: number } | undefined)?.value ?? 0;
-    const maxSeq = new Map((db.prepare("SELECT device, max(seq) AS s FROM outbox WHERE kind = 'telemetry' GROUP BY device").all() as { device: string; s: number }[]).map((r) => [r.device, r.s]));
-    const sequences = new Map((db.prepare('SELECT device, seq FROM sequences').all() as { device: string; seq: number }[]).map((r) => [r.device, r.seq]));
-    const left = new Map<string, Set<number>>();
-    for (const r of db.prepare("SELECT device, seq FROM outbox WHERE kind = 'telemetry'").all() as { device: string; seq: number }[]) {
-      let s = left.get(r.device);
-      if (s === undefined) { s = new Set(); left.set(r.device, s); }
-      s.add(r.seq);
-    }
-    return { rows: n, bytes: b, dropped, maxSeq, sequences, seqRows: (device) => left.get(device) ?? new Set() };
-  } finally {
-    db.close();
-  }
-}
-
-function dbFiles(stateDir: string): { db: number; wal: number } {
-  const f = path.join(stateDir, 'outbox.db');
-  return { db: fileSize(f), wal: fileSize(`${f}-wal`) };
-}
-
-// ---- peers ----
-const tShim = { teardown: (fn: () => unknown) => { onTeardown(fn); } } as unknown as Test;
-
-async function startModbus(units: number): Promise<ModbusServer> {
-  const map: UnitMap = {};
-  for (let u = 1; u <= units; u++) map[u] = { holding: { 0: Array.from({ length: POINTS }, (_, i) => (i * 257 + u) & 0xffff) } };
-  const server = await startModbusServer(tShim, { mode: 'tcp', units: map });
-  trackPid(server.pid());
-  return server;
-}
-
-// ---- CPU profile: keep only the drain window's samples ----
-interface CpuProfile { startTime: number; endTime: number; samples: number[]; timeDeltas: number[]; nodes: unknown[] }
-
-/** V8's profile clock and process.hrtime are both CLOCK_MONOTONIC (microseconds here). */
-function trimProfile(file: string, label: string, fromUs: number, toUs: number): { out: string; kept: number; total: number; endTime: number } {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  const samples: number[] = [];
-  const deltas: number[] = [];
-  let t = p.startTime;
-  let last = fromUs;
-  p.samples.forEach((id, i) => {
-    t += p.timeDeltas[i] ?? 0;
-    if (t < fromUs || t > toUs) return;
-    samples.push(id);
-    deltas.push(t - last);
-    last = t;
-  });
-  const out = file.replace(/\.cpuprofile$/, `.${label}.cpuprofile`);
-  writeFileSync(out, JSON.stringify({ ...p, startTime: fromUs, endTime: toUs, samples, timeDeltas: deltas }));
-  return { out, kept: samples.length, total: p.samples.length, endTime: p.endTime };
-}
 
 const hrUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 // ---- phase: drain ----
-interface DrainResult {
-  backlog: number;
-  drainS: number;
-  reconnectS: number;
-  rate: number;
-  rateAfterConnect: number;
-  liveProducedRate: number;
-  liveDeliveredRate: number;
-  liveP50: number;
-  liveP99: number;
-  liveMax: number;
-  loss: number;
-  left: number;
-  duplicates: number;
-  dropped: number;
-  accumulateS: number;
-  accumulateRate: number;
-  diskPer1000: number;
-  payloadPer1000: number;
-  writesPer1000: number;
-  drainDiskPer1000: number;
-  files: { db: number; wal: number };
-  filesEnd: { db: number; wal: number };
-  cpu: string;
-  others: number;
-  stoppedCleanly: boolean;
-}
-
-async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Promise<DrainResult> {
-  const live = await startModbus(LIVE_DEVICES);
-  const burst = BURST_DEVICES > 0 ? await startModbus(BURST_DEVICES) : undefined;
-  const proxy = await startLinkProxy(Number(new URL(brokerUrl).port), false);
-  const devices: DeviceSpec[] = [
-    ...Array.from({ length: LIVE_DEVICES }, (_, i) => ({ name: `live${String(i + 1).padStart(2, '0')}`, port: live.port, unit: i + 1, intervalMs: LIVE_INTERVAL_MS, quietAfterFailure: false })),
-    ...Array.from({ length: BURST_DEVICES }, (_, i) => ({ name: `burst${String(i + 1).padStart(2, '0')}`, port: burst?.port ?? 0, unit: i + 1, intervalMs: BURST_INTERVAL_MS, quietAfterFailure: true })),
-  ];
-  const gatewayId = 'bench-drain';
-  const w = watch(gatewayId);
-  log(`drain: ${LIVE_DEVICES} live devices @${LIVE_INTERVAL_MS} ms + ${BURST_DEVICES} burst devices @${BURST_INTERVAL_MS} ms, ${POINTS} points each; link cut; filling the outbox to ${fmt(BACKLOG)}`);
-  const g = startGuardian(dir, gatewayId, `mqtt://127.0.0.1:${proxy.port}`, devices, true);
-  const t0 = Date.now();
-  const hrStart = hrUs();
-  const io0 = procIo(g.pid);
-  const log0 = g.logBytes();
-
-  // accumulate, watching `guardian status --json`
+/** Poll `guardian status --json` until the outbox holds BACKLOG messages (none may arrive meanwhile: the link is cut). */
+async function accumulate(g: Guardian, w: Watch, t0: number): Promise<void> {
   let stored = 0;
   let lastLog = 0;
   for (;;) {
@@ -364,6 +89,47 @@ async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Pr
     if (s > ACCUMULATE_TIMEOUT_S) throw new Error(`only ${fmt(stored)} messages stored after ${ACCUMULATE_TIMEOUT_S} s; log:\n${g.tail()}`);
     await sleep(stored > BACKLOG * 0.9 ? 300 : 1500); // each status call is a node process: not too often on a small machine
   }
+}
+
+/** After the stop: every seq up to each device's last must have arrived ("loss") or still be in the outbox ("left"). */
+async function countLoss(final: ReturnType<typeof readOutbox>, w: Watch): Promise<{ loss: number; left: number }> {
+  let loss = 0;
+  let left = 0;
+  const lossDeadline = Date.now() + 5000;
+  for (;;) {
+    loss = 0;
+    left = 0;
+    for (const [device, last] of final.sequences) {
+      const inOutbox = final.seqRows(device);
+      for (const seq of (w.seqs.get(device) ?? new Seqs()).missing(last)) {
+        if (inOutbox.has(seq)) left += 1;
+        else loss += 1;
+      }
+    }
+    if (loss === 0 || Date.now() > lossDeadline) break;
+    await sleep(200); // the broker may still be delivering the last acknowledged messages
+  }
+  return { loss, left };
+}
+
+async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Promise<DrainResult> {
+  const live = await startModbus(LIVE_DEVICES);
+  const burst = BURST_DEVICES > 0 ? await startModbus(BURST_DEVICES) : undefined;
+  const proxy = await startLinkProxy(Number(new URL(brokerUrl).port), false);
+  const devices: DeviceSpec[] = [
+    ...Array.from({ length: LIVE_DEVICES }, (_, i) => ({ name: `live${String(i + 1).padStart(2, '0')}`, port: live.port, unit: i + 1, intervalMs: LIVE_INTERVAL_MS, quietAfterFailure: false })),
+    ...Array.from({ length: BURST_DEVICES }, (_, i) => ({ name: `burst${String(i + 1).padStart(2, '0')}`, port: burst?.port ?? 0, unit: i + 1, intervalMs: BURST_INTERVAL_MS, quietAfterFailure: true })),
+  ];
+  const gatewayId = 'bench-drain';
+  const w = watch(gatewayId);
+  log(`drain: ${LIVE_DEVICES} live devices @${LIVE_INTERVAL_MS} ms + ${BURST_DEVICES} burst devices @${BURST_INTERVAL_MS} ms, ${POINTS} points each; link cut; filling the outbox to ${fmt(BACKLOG)}`);
+  const g = startGuardian(dir, gatewayId, `mqtt://127.0.0.1:${proxy.port}`, devices, true);
+  const t0 = Date.now();
+  const hrStart = hrUs();
+  const io0 = procIo(g.pid);
+  const log0 = g.logBytes();
+
+  await accumulate(g, w, t0); // watching `guardian status --json`
   if (burst !== undefined) {
     await burst.kill(); // the burst devices fall quiet (one failed poll each, then 30-60 s backoff)
     await sleep(300);
@@ -449,22 +215,7 @@ async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Pr
   if (!stoppedCleanly) log(`guardian exit ${String(g.child.exitCode ?? g.child.signalCode)}; log:\n${g.tail()}`);
   const final = readOutbox(g.stateDir);
   const filesEnd = dbFiles(g.stateDir);
-  let loss = 0;
-  let left = 0;
-  const lossDeadline = Date.now() + 5000;
-  for (;;) {
-    loss = 0;
-    left = 0;
-    for (const [device, last] of final.sequences) {
-      const inOutbox = final.seqRows(device);
-      for (const seq of (w.seqs.get(device) ?? new Seqs()).missing(last)) {
-        if (inOutbox.has(seq)) left += 1;
-        else loss += 1;
-      }
-    }
-    if (loss === 0 || Date.now() > lossDeadline) break;
-    await sleep(200); // the broker may still be delivering the last acknowledged messages
-  }
+  const { loss, left } = await countLoss(final, w);
   log(`stopped: ${final.sequences.size} devices, last seqs ${[...final.sequences.values()].reduce((a, b) => a + b, 0)} in total; `
     + `received ${fmt(w.telemetry)} telemetry (${fmt(w.duplicates)} duplicates, ${w.malformed} malformed) + ${w.other} health/failure; `
     + `missing ${loss}, still in the outbox ${left} (${final.rows} rows), dropped ${final.dropped}; outbox.db ${MB(filesEnd.db)} + wal ${MB(filesEnd.wal)}`);
@@ -504,17 +255,6 @@ async function phaseDrain(dir: string, brokerUrl: string, brokerPid: number): Pr
 }
 
 // ---- phase: sd-wear ----
-interface WearResult {
-  seconds: number;
-  msgs: number;
-  writeBytes: number;
-  writes: number;
-  syscw: number;
-  filesStart: { db: number; wal: number };
-  filesEnd: { db: number; wal: number };
-  commitIntervalMs: string;
-}
-
 async function phaseWear(dir: string, brokerUrl: string): Promise<WearResult> {
   const server = await startModbus(SDWEAR_DEVICES);
   const devices: DeviceSpec[] = Array.from({ length: SDWEAR_DEVICES }, (_, i) => ({
@@ -593,35 +333,7 @@ async function main(): Promise<number> {
   if (PHASES.includes('drain')) drain = await phaseDrain(dir, broker.url, broker.pid);
   if (PHASES.includes('sdwear')) wear = await phaseWear(dir, broker.url);
 
-  let ok = true;
-  if (drain !== undefined) {
-    const d = drain;
-    process.stdout.write(`drain: ${fmt(d.backlog)} backlog in ${d.drainS.toFixed(1)} s = ${fmt(d.rate)} msg/s `
-      + `(link-up to last backlog message; reconnect ${d.reconnectS.toFixed(2)} s, ${fmt(d.rateAfterConnect)} msg/s after it) `
-      + `with live ${fmt(d.liveProducedRate)} msg/s (configured ${fmt(LIVE_DEVICES * (1000 / LIVE_INTERVAL_MS))}; delivered ${fmt(d.liveDeliveredRate)} msg/s during the drain, latency p50 ${d.liveP50} p99 ${d.liveP99} max ${d.liveMax} ms) `
-      + `| loss ${d.loss}${d.left > 0 ? ` (+${d.left} left in the outbox)` : ''} | duplicates ${d.duplicates} | dropped ${d.dropped} `
-      + `| disk ${KB(d.diskPer1000)} per 1,000 msgs buffered (write_bytes, ${(d.diskPer1000 / d.payloadPer1000).toFixed(1)}x the payload; SQLite write() ${KB(d.writesPer1000)}), ${KB(d.drainDiskPer1000)} per 1,000 drained `
-      + `| outbox.db ${MB(d.files.db)} + wal ${MB(d.files.wal)} at the snapshot (${MB(d.filesEnd.db)} + ${MB(d.filesEnd.wal)} after the drain) `
-      + `| filled at ${fmt(d.accumulateRate)} msg/s\n`);
-    ok &&= d.rate >= TARGET_RATE && d.loss === 0 && d.left === 0 && d.dropped === 0 && d.stoppedCleanly;
-  }
-  if (wear !== undefined) {
-    const x = wear;
-    const perHour = (b: number): number => (b / x.seconds) * 3600;
-    const size = (f: { db: number; wal: number }): number => f.db + f.wal;
-    process.stdout.write(`sd-wear: ${SDWEAR_DEVICES} devices × ${POINTS} points @${SDWEAR_INTERVAL_MS / 1000} s: ${MB(perHour(x.writeBytes))}/hour written `
-      + `(write_bytes over ${x.seconds.toFixed(0)} s; SQLite write() ${MB(perHour(x.writes))}/hour; ${KB((x.writeBytes / Math.max(1, x.msgs)) * 1000)} per 1,000 msgs at ${(x.msgs / x.seconds).toFixed(1)} msg/s) `
-      + `| outbox.db+wal ${MB(size(x.filesEnd), 2)} (${size(x.filesEnd) >= size(x.filesStart) ? '+' : ''}${MB(size(x.filesEnd) - size(x.filesStart), 2)} in the window) `
-      + `| commitIntervalMs ${x.commitIntervalMs}\n`);
-  }
-  if (drain !== undefined) {
-    const d = drain;
-    const v = (b: boolean): string => (b ? 'ok' : 'MISSED');
-    process.stdout.write(`verdict: drain ${fmt(d.rate)} msg/s vs target >= ${fmt(TARGET_RATE)} msg/s: ${v(d.rate >= TARGET_RATE)} `
-      + `| zero loss: ${v(d.loss === 0 && d.left === 0 && d.dropped === 0)} | clean stop: ${v(d.stoppedCleanly)} `
-      + `| cpu during the drain: ${d.cpu}, other processes ${d.others.toFixed(0)}% (of ${os.cpus().length * 100}%)\n`);
-  }
-  return ok ? 0 : 1;
+  return report(drain, wear) ? 0 : 1;
 }
 
 let code = 2;

@@ -47,32 +47,26 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusRTUType } from 'modbus-serial/ModbusRTU.js';
 import mqtt from 'mqtt';
-import type { Test } from 'tap';
 import ts from 'typescript';
-import { startModbusServer } from '../test/fixtures/pymodbus.js';
-import type { ModbusServer, UnitMap } from '../test/fixtures/pymodbus.js';
+import type { ModbusServer } from '../test/fixtures/pymodbus.js';
 import { sleep } from '../test/fixtures/ports.js';
 import {
-  cleanup, configPatch, CpuMeter, deepMerge, distIsStale, exited, fmt, installCleanup, memKB, onTeardown, percentile, startMosquitto, stopChild, track, trackPid, writeGuardianConfig,
+  cleanup, CpuMeter, distIsStale, envNum, exited, fmt, installCleanup, memKB, onTeardown, percentile, ROOT, startMosquitto, stopChild, track, writeGuardianConfig,
 } from './lib.js';
+import { guardianConfigText, startModbusUnits, telemetryHead } from './load.js';
+import { summary, type IdleResult, type LoadResult } from './throughput-report.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const env = (name: string, def: number): number => {
-  const v = process.env[name];
-  return v === undefined || v === '' ? def : Number(v);
-};
-const DEVICES = env('BENCH_DEVICES', 10);
+const DEVICES = envNum('BENCH_DEVICES', 10);
 const REGISTERS = 100;
-const SERVERS = env('BENCH_MODBUS_SERVERS', 1);
-const IDLE_S = env('BENCH_IDLE_S', 5);
-const IDLE_SETTLE_S = env('BENCH_IDLE_SETTLE_S', 45);
-const WARMUP_S = env('BENCH_WARMUP_S', 3);
-const FIXED_S = env('BENCH_FIXED_S', 15);
-const MAX_S = env('BENCH_MAX_S', 10);
+const SERVERS = envNum('BENCH_MODBUS_SERVERS', 1);
+const IDLE_S = envNum('BENCH_IDLE_S', 5);
+const IDLE_SETTLE_S = envNum('BENCH_IDLE_SETTLE_S', 45);
+const WARMUP_S = envNum('BENCH_WARMUP_S', 3);
+const FIXED_S = envNum('BENCH_FIXED_S', 15);
+const MAX_S = envNum('BENCH_MAX_S', 10);
 const FIXED_INTERVAL_MS = 10;
 const CPU_PROFILE_DIR = process.env['BENCH_CPU_PROFILE'];
 /** Extra node flags for both systems' processes (experiments, e.g. --max-semi-space-size=1). */
@@ -84,27 +78,11 @@ const SYSTEMS = (process.env['BENCH_SYSTEMS'] ?? 'guardian,reference').split(','
 const GUARDIAN_ROOT = process.env['BENCH_GUARDIAN_ROOT'] ?? ROOT;
 /** Keep the temp dir (configs, each process's log) for inspection. */
 const KEEP = process.env['BENCH_KEEP'] === '1';
-const TARGETS = { throughput: 0.8, cpu: 1.5, p99Ms: 2, idleRssMB: 70 };
 
 const log = (msg: string): void => { process.stderr.write(`[bench] ${msg}\n`); };
 
 // ---- cleanup (bench/lib.ts): everything started is stopped by PID, also on failure ----
 installCleanup(log);
-/** What the pymodbus fixture needs from a tap Test. */
-const t = { teardown: (fn: () => unknown) => { onTeardown(fn); } } as unknown as Test;
-
-async function startModbus(): Promise<ModbusServer[]> {
-  const units: UnitMap = {};
-  for (let u = 1; u <= DEVICES; u++) units[u] = { holding: { 0: Array.from({ length: REGISTERS }, (_, i) => (i * 257 + u) & 0xffff) } };
-  const servers: ModbusServer[] = [];
-  for (let i = 0; i < SERVERS; i++) {
-    const server = await startModbusServer(t, { mode: 'tcp', units });
-    const pid = server.pid();
-    trackPid(pid);
-    servers.push(server);
-  }
-  return servers;
-}
 
 // ---- the systems under test ----
 interface DeviceSpec { name: string; port: number; unit: number }
@@ -118,16 +96,7 @@ function deviceSpecs(servers: ModbusServer[]): DeviceSpec[] {
 }
 
 function guardianConfig(gatewayId: string, stateDir: string, url: string, devices: DeviceSpec[], intervalMs: number): string {
-  const points = Array.from({ length: REGISTERS }, (_, i) => ({ name: `r${i}`, table: 'holding', address: i, type: 'uint16' }));
-  return JSON.stringify(deepMerge({ // YAML 1.2 is a superset of JSON
-    version: 1,
-    gateway: { id: gatewayId, stateDir, logLevel: 'info' },
-    upstream: { mqtt: { url } },
-    buses: devices.map((d) => ({
-      name: `bus-${d.name}`, type: 'tcp', host: '127.0.0.1', port: d.port,
-      devices: [{ name: d.name, unitId: d.unit, pollIntervalMs: intervalMs, timeoutMs: 1000, points }],
-    })),
-  }, configPatch()), null, 1);
+  return guardianConfigText({ id: gatewayId, stateDir, logLevel: 'info' }, { mqtt: { url } }, devices.map((d) => ({ ...d, intervalMs })), REGISTERS);
 }
 
 function compileReference(): string {
@@ -156,7 +125,6 @@ interface Window {
   latencies: number[];
 }
 
-const PREFIX = /^\{"seq":(\d+),"ts":(\d+),/;
 /** gatewayId -> what the subscriber saw of that process */
 const windows = new Map<string, Window>();
 
@@ -166,10 +134,9 @@ function onMessage(topic: string, payload: Buffer): void {
   const w = windows.get(parts[1] ?? '');
   if (w === undefined) return;
   const device = parts[2] ?? '';
-  const m = PREFIX.exec(payload.toString('latin1', 0, Math.min(64, payload.length)));
-  if (m === null) { w.malformed += 1; return; }
-  const seq = Number(m[1]);
-  const sent = Number(m[2]);
+  const head = telemetryHead(payload);
+  if (head === undefined) { w.malformed += 1; return; }
+  const { seq, ts: sent } = head;
   const last = w.lastSeq.get(device) ?? 0;
   if (seq > last + 1) w.gaps += seq - last - 1;
   if (seq <= last) w.reordered += 1;
@@ -185,29 +152,6 @@ function onMessage(topic: string, payload: Buffer): void {
 // ---- phases ----
 type System = 'guardian' | 'reference';
 type PhaseName = 'idle' | 'fixed' | 'max';
-
-interface LoadResult {
-  /** CPU% of all other processes on the machine during the window (noise) */
-  others: number;
-  rate: number;
-  cpu: number;
-  p50: number;
-  p99: number;
-  maxLatency: number;
-  rssMB: number;
-  hwmMB: number;
-  gaps: number;
-  reordered: number;
-}
-
-interface IdleResult {
-  /** VmRSS IDLE_S after the first poll's messages arrived */
-  earlyMB: number;
-  /** VmRSS after at least IDLE_SETTLE_S of idling (V8's memory reducer has run by then) */
-  settledMB: number;
-  settledAnonMB: number;
-  settledAfterS: number;
-}
 
 interface Context {
   dir: string;
@@ -299,15 +243,6 @@ async function runLoad(ctx: Context, system: System, phase: 'fixed' | 'max'): Pr
   }
 }
 
-function line(name: string, idle: IdleResult, fixed: LoadResult, max: LoadResult): string {
-  const gaps = fixed.gaps + max.gaps;
-  const reordered = fixed.reordered + max.reordered;
-  return `${name}: max ${fmt(max.rate)} msg/s | fixed ${fmt(fixed.rate)} msg/s: cpu ${fixed.cpu.toFixed(1)}% `
-    + `p50 ${fixed.p50} ms p99 ${fixed.p99} ms (1 ms res.) | rss idle ${idle.settledMB.toFixed(1)} MB (${idle.earlyMB.toFixed(1)} MB ${IDLE_S} s after start) `
-    + `steady ${fixed.rssMB.toFixed(1)} MB peak ${fixed.hwmMB.toFixed(1)} MB (max phase ${max.hwmMB.toFixed(1)} MB) `
-    + `| seq ${gaps + reordered === 0 ? 'ok' : `gaps ${gaps}, reordered ${reordered}`}`;
-}
-
 async function modbusCeiling(devices: DeviceSpec[], seconds: number): Promise<number> {
   const ModbusRTU = modbusSerial as unknown as typeof ModbusRTUType;
   let n = 0;
@@ -339,7 +274,7 @@ async function main(): Promise<number> {
 
   log(`machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), node ${process.version}; ${DEVICES} devices x ${REGISTERS} registers, ${SERVERS} pymodbus process(es), one TCP connection per device`);
   const broker = await startMosquitto(dir);
-  const servers = await startModbus();
+  const servers = await startModbusUnits(DEVICES, REGISTERS, SERVERS);
   const devices = deviceSpecs(servers);
   const ceiling = await modbusCeiling(devices, 2);
   log(`modbus ceiling (bare modbus-serial reads, ${DEVICES} connections, no MQTT): ${fmt(ceiling)} polls/s`);
@@ -391,23 +326,7 @@ async function main(): Promise<number> {
     log('BENCH_PHASES / BENCH_SYSTEMS subset: no summary');
     return 0;
   }
-  const throughput = g.max.rate / r.max.rate;
-  const cpu = g.fixed.cpu / r.fixed.cpu;
-  const ok = {
-    throughput: throughput >= TARGETS.throughput,
-    cpu: cpu <= TARGETS.cpu,
-    p99: g.fixed.p99 <= TARGETS.p99Ms,
-    rss: g.idle.settledMB <= TARGETS.idleRssMB,
-  };
-  const v = (b: boolean): string => (b ? 'ok' : 'MISSED');
-  const noise = Math.max(g.fixed.others, g.max.others, r.fixed.others, r.max.others);
-  process.stdout.write(`${line('guardian', g.idle, g.fixed, g.max)}\n${line('reference', r.idle, r.fixed, r.max)}\n`);
-  process.stdout.write(`targets: throughput ${throughput.toFixed(3)}x (>=${TARGETS.throughput}) ${v(ok.throughput)}, `
-    + `cpu ${cpu.toFixed(3)}x (<=${TARGETS.cpu}) ${v(ok.cpu)}, p99 ${g.fixed.p99} ms (<=${TARGETS.p99Ms}) ${v(ok.p99)}, `
-    + `idle rss ${g.idle.settledMB.toFixed(1)} MB (<=${TARGETS.idleRssMB}) ${v(ok.rss)}`
-    + ` | ${os.cpus().length} CPUs, other processes up to ${noise.toFixed(0)}%\n`);
-  if (noise > 20) log(`WARNING: other processes used up to ${noise.toFixed(0)}% CPU (of ${os.cpus().length * 100}%) during the measurement windows: figures are noisy, run again on a quiet machine`);
-  return Object.values(ok).every(Boolean) ? 0 : 1;
+  return summary({ idle: g.idle, fixed: g.fixed, max: g.max }, { idle: r.idle, fixed: r.fixed, max: r.max }, IDLE_S, log) ? 0 : 1;
 }
 
 let code = 2;
