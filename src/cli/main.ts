@@ -1,13 +1,14 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { GuardianError, toGuardianError } from '../core/errors.js';
+import { countProblems, ProblemListError } from '../core/problems.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
-import { DEFAULT_MANIFEST_PATH, ManifestError } from '../firewall/manifest.js';
-import { ConfigError, DEFAULT_CONFIG_PATH } from '../config/error.js';
+import { DEFAULT_MANIFEST_PATH } from '../firewall/manifest.js';
+import { DEFAULT_CONFIG_PATH } from '../config/error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from '../daemon/daemon.js';
 import { FailureStore, LogRing } from '../health/failure-store.js';
 import { armGuard } from '../daemon/guard-arming.js';
-import { FirewallConfigError, loadFirewall, manifestFor } from '../firewall/config-coverage.js';
+import { loadFirewall, manifestFor } from '../firewall/config-coverage.js';
 import { createLogger } from '../daemon/logger.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
@@ -49,8 +50,8 @@ function configPath(values: { config?: string | undefined }, positionals: string
 }
 
 function printError(err: unknown): void {
-  if (err instanceof ConfigError || err instanceof ManifestError || err instanceof FirewallConfigError) {
-    process.stderr.write(`guardian: ${err.code}: ${err.source} has ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}:\n`);
+  if (err instanceof ProblemListError) {
+    process.stderr.write(`guardian: ${err.code}: ${err.source} has ${countProblems(err.problems.length)}:\n`);
     for (const line of err.problems) process.stderr.write(`${line}\n`);
     return;
   }
