@@ -1,13 +1,13 @@
 // Micro-benchmark of Guardian's per-poll CPU path for the throughput bench's load
 // (one device, 100 uint16 holding registers coalesced into one read), against src/:
-// the decode path in DevicePoller.decode (sliceFor + decodePoint + applyScale), the
+// the decode path in DevicePoller.decode (decodeRegistersAt in place + applyScale), the
 // pipeline (report policy + JSON), and what the reference loop does instead.
 //   node --import tsx bench/decode-micro.ts
 // Prints microseconds per 100-point poll.
 import type { DeviceConfig, PointConfig } from '../src/config/types.js';
 import type { UpstreamMessage } from '../src/core/types.js';
-import { applyScale, decodePoint, decodeRegisters } from '../src/downstream/modbus/codec.js';
-import { planDevice, sliceFor } from '../src/downstream/modbus/planner.js';
+import { applyScale, decodeRegisters, decodeRegistersAt } from '../src/downstream/modbus/codec.js';
+import { planDevice } from '../src/downstream/modbus/planner.js';
 import { Pipeline } from '../src/daemon/pipeline.js';
 
 const points: PointConfig[] = Array.from({ length: 100 }, (_, i) => ({
@@ -32,8 +32,8 @@ function bench(name: string, fn: () => void): void {
   process.stdout.write(`${us.toFixed(1).padStart(7)} µs  ${name}\n`);
 }
 
-bench('decode path as in DevicePoller.decode (sliceFor + decodePoint + applyScale)', () => {
-  for (const p of req.points) sink = applyScale(p, decodePoint(p, sliceFor(req, p, data)));
+bench('decode path as in DevicePoller.decode (decodeRegistersAt + applyScale)', () => {
+  for (const p of req.points) sink = applyScale(p, decodeRegistersAt(p, data, p.address - req.address));
 });
 bench('  of which decodeRegisters alone', () => {
   for (const p of req.points) sink = decodeRegisters(p, [data[p.address - req.address] as number]);

@@ -14,6 +14,7 @@ import { GuardianError, hasCode } from '../core/errors.js';
 import { CERT_KEYS, DeviceIdentity, IDENTITY_KEY, type CertKey } from '../identity/identity.js';
 import { writeAtomic } from '../identity/records.js';
 import { createKeyStore } from '../identity/backend.js';
+import type { KeyStore } from '../identity/keystore.js';
 import { allowOwnerSwitch, privateDir } from '../identity/safe-fs.js';
 
 export interface IdentityArgs {
@@ -48,107 +49,144 @@ export async function identityCommand(sub: string | undefined, file: string | un
   }
 }
 
+/** What every identity subcommand works with; the key store is open. */
+interface Ctx {
+  readonly identity: DeviceIdentity;
+  readonly store: KeyStore;
+  readonly file: string | undefined;
+  readonly args: IdentityArgs;
+  readonly config: GatewayConfig;
+  readonly io: Io;
+}
+
+type Subcommand = (c: Ctx) => Promise<number>;
+
+async function init({ identity, store, io }: Ctx): Promise<number> {
+  const created = await identity.init();
+  const report = await identity.show();
+  io.out(`${created.length === 0 ? 'already provisioned' : `provisioned: ${created.join(', ')}`} (${store.backend}${store.hardwareBacked ? '' : ', NOT hardware-backed'})\n`);
+  for (const k of report.keys) if (k.fingerprint !== undefined) io.out(`  ${k.name}: sha256:${k.fingerprint}\n`);
+  return 0;
+}
+
+async function show({ identity, args, io }: Ctx): Promise<number> {
+  const report = await identity.show();
+  if (args.json === true) {
+    io.out(`${JSON.stringify(report, null, 2)}\n`);
+    return 0;
+  }
+  io.out(`device id: ${report.deviceId}\nbackend: ${report.backend} (${report.hardwareBacked ? 'hardware-backed' : 'software, NOT hardware-backed'})\n`);
+  if (report.keys.length === 0) io.out('no keys: run `guardian identity init`\n');
+  for (const k of report.keys) {
+    io.out(`\n${k.name} (${k.kind})${k.fingerprint === undefined ? '' : `  sha256:${k.fingerprint}`}\n`);
+    if (k.certificate !== undefined) io.out(`  certificate: ${k.certificate.subject}, issued by ${k.certificate.issuer}, valid until ${k.certificate.notAfter}\n`);
+    if (k.publicKeyPem !== undefined) io.out(k.publicKeyPem.replace(/^/gm, '  ').trimEnd() + '\n');
+  }
+  return 0;
+}
+
+async function csr({ identity, args, io }: Ctx): Promise<number> {
+  if (args.subject === undefined) throw usage('identity csr needs --subject "CN=…"');
+  io.out(await identity.csr(args.subject, certKey(args.key)));
+  return 0;
+}
+
+async function installCert({ identity, file, io }: Ctx): Promise<number> {
+  if (file === undefined) throw usage('identity install-cert needs the certificate file');
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GuardianError('GUARDIAN_E_CERT_INVALID', `cannot read ${file}: ${(err as Error).message}`, { file }, { cause: err });
+  }
+  const installed = await identity.installCert(pem, file);
+  io.out(`installed for the ${installed.key} key: ${installed.subject} (issued by ${installed.issuer}, valid until ${installed.notAfter})\n`);
+  return 0;
+}
+
+async function importSasKey({ identity, store, io }: Ctx): Promise<number> {
+  const text = (await io.readStdin()).toString().trim();
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw usage('identity import-sas-key reads the base64 key (as the IoT Hub shows it) from stdin');
+  await identity.importSasKey(Buffer.from(text, 'base64'));
+  io.out(`imported the SAS key into the ${store.backend} key store\n`);
+  return 0;
+}
+
+type Quote = Awaited<ReturnType<DeviceIdentity['attest']>>;
+type Endorsement = Awaited<ReturnType<DeviceIdentity['endorsement']>>;
+
+/** `attest --out DIR`: one file per part, for tpm2_checkquote and tpm2_makecredential. */
+function writeAttestation(outDir: string, nonce: string, quote: Quote, ek: Endorsement, ekCertPem: string | undefined): string {
+  // temp file O_CREAT|O_EXCL|O_NOFOLLOW, then renamed: an existing link or hard link is refused, never followed
+  const put = (name: string, data: string | Buffer): void => writeAtomic(path.join(outDir, name), data, outDir);
+  put('quote.msg', quote.message);
+  put('quote.sig', quote.signature);
+  put('quote.sig.der', quote.signatureDer);
+  put('quote.pcrs', quote.pcrs);
+  put('ak.pub.pem', quote.akPublicPem);
+  put('ak.pub', ek.akPublic);
+  put('ek.pub.pem', ek.ekPublicPem);
+  if (ekCertPem !== undefined) put('ek.crt', ekCertPem);
+  return `wrote quote.msg, quote.sig, quote.sig.der, quote.pcrs, ak.pub.pem, ak.pub, ek.pub.pem${ekCertPem === undefined ? '' : ' and ek.crt'} to ${outDir}\n`
+    + `attestation key Name: ${ek.akName.toString('hex')}\n`
+    + `${ekCertPem === undefined ? 'this TPM has no EK certificate at NV 0x01c00002: trust ek.pub.pem as recorded at enrolment\n' : ''}`
+    + `verify the quote with:\n  tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f quote.pcrs -g sha256 -q ${nonce}\n`
+    + 'bind the attestation key to the EK with tpm2_makecredential and `guardian identity activate-credential` (see the README)\n';
+}
+
+async function attest({ identity, args, config, io }: Ctx): Promise<number> {
+  if (args.nonce === undefined || !/^([0-9a-fA-F]{2})+$/.test(args.nonce)) throw usage('identity attest needs --nonce HEX (1-32 bytes, from the verifier)');
+  const pcrs = args.pcrs ?? config.identity.attestPcrs;
+  const outDir = args.out;
+  if (outDir !== undefined) privateDir(outDir); // before the TPM is asked: an unsafe directory costs nothing
+  const quote = await identity.attest(Buffer.from(args.nonce, 'hex'), pcrs);
+  const ek = await identity.endorsement();
+  const ekCertPem = ek.ekCertificate === undefined ? undefined : new X509Certificate(ek.ekCertificate).toString();
+  if (outDir !== undefined) {
+    io.out(writeAttestation(outDir, args.nonce, quote, ek, ekCertPem));
+    return 0;
+  }
+  io.out(`${JSON.stringify({
+    nonce: args.nonce, pcrs, akPublicPem: quote.akPublicPem,
+    message: quote.message.toString('base64'), signature: quote.signature.toString('base64'),
+    signatureDer: quote.signatureDer.toString('base64'), pcrValues: quote.pcrs.toString('base64'),
+    akPublic: ek.akPublic.toString('base64'), akName: ek.akName.toString('hex'),
+    ekPublicPem: ek.ekPublicPem, ekCertificatePem: ekCertPem ?? null,
+  }, null, 2)}\n`);
+  return 0;
+}
+
+async function activateCredential({ identity, file, io }: Ctx): Promise<number> {
+  if (file === undefined) throw usage('identity activate-credential needs the credential file (tpm2_makecredential -o)');
+  let credential: Buffer;
+  try {
+    credential = readFileSync(file);
+  } catch (err) {
+    throw new GuardianError('GUARDIAN_E_KEYSTORE_INPUT', `cannot read ${file}: ${(err as Error).message}`, { file }, { cause: err });
+  }
+  io.out(`${(await identity.activateCredential(credential)).toString('hex')}\n`);
+  return 0;
+}
+
+const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>([
+  ['init', init],
+  ['show', show],
+  ['csr', csr],
+  ['install-cert', installCert],
+  ['import-sas-key', importSasKey],
+  ['attest', attest],
+  ['activate-credential', activateCredential],
+]);
+
 async function identitySubcommand(sub: string | undefined, file: string | undefined, args: IdentityArgs, config: GatewayConfig, log: Logger, io: Io): Promise<number> {
   const store = createKeyStore(config.identity, log);
   const identity = new DeviceIdentity(store, { deviceId: config.gateway.id, dir: config.identity.dir, log });
   await store.open();
   try {
-    switch (sub) {
-      case 'init': {
-        const created = await identity.init();
-        const report = await identity.show();
-        io.out(`${created.length === 0 ? 'already provisioned' : `provisioned: ${created.join(', ')}`} (${store.backend}${store.hardwareBacked ? '' : ', NOT hardware-backed'})\n`);
-        for (const k of report.keys) if (k.fingerprint !== undefined) io.out(`  ${k.name}: sha256:${k.fingerprint}\n`);
-        return 0;
-      }
-      case 'show': {
-        const report = await identity.show();
-        if (args.json === true) {
-          io.out(`${JSON.stringify(report, null, 2)}\n`);
-          return 0;
-        }
-        io.out(`device id: ${report.deviceId}\nbackend: ${report.backend} (${report.hardwareBacked ? 'hardware-backed' : 'software, NOT hardware-backed'})\n`);
-        if (report.keys.length === 0) io.out('no keys: run `guardian identity init`\n');
-        for (const k of report.keys) {
-          io.out(`\n${k.name} (${k.kind})${k.fingerprint === undefined ? '' : `  sha256:${k.fingerprint}`}\n`);
-          if (k.certificate !== undefined) io.out(`  certificate: ${k.certificate.subject}, issued by ${k.certificate.issuer}, valid until ${k.certificate.notAfter}\n`);
-          if (k.publicKeyPem !== undefined) io.out(k.publicKeyPem.replace(/^/gm, '  ').trimEnd() + '\n');
-        }
-        return 0;
-      }
-      case 'csr': {
-        if (args.subject === undefined) throw usage('identity csr needs --subject "CN=…"');
-        io.out(await identity.csr(args.subject, certKey(args.key)));
-        return 0;
-      }
-      case 'install-cert': {
-        if (file === undefined) throw usage('identity install-cert needs the certificate file');
-        let pem: string;
-        try {
-          pem = readFileSync(file, 'utf8');
-        } catch (err) {
-          throw new GuardianError('GUARDIAN_E_CERT_INVALID', `cannot read ${file}: ${(err as Error).message}`, { file }, { cause: err });
-        }
-        const installed = await identity.installCert(pem, file);
-        io.out(`installed for the ${installed.key} key: ${installed.subject} (issued by ${installed.issuer}, valid until ${installed.notAfter})\n`);
-        return 0;
-      }
-      case 'import-sas-key': {
-        const text = (await io.readStdin()).toString().trim();
-        if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw usage('identity import-sas-key reads the base64 key (as the IoT Hub shows it) from stdin');
-        await identity.importSasKey(Buffer.from(text, 'base64'));
-        io.out(`imported the SAS key into the ${store.backend} key store\n`);
-        return 0;
-      }
-      case 'attest': {
-        if (args.nonce === undefined || !/^([0-9a-fA-F]{2})+$/.test(args.nonce)) throw usage('identity attest needs --nonce HEX (1-32 bytes, from the verifier)');
-        const pcrs = args.pcrs ?? config.identity.attestPcrs;
-        const outDir = args.out;
-        if (outDir !== undefined) privateDir(outDir); // before the TPM is asked: an unsafe directory costs nothing
-        const quote = await identity.attest(Buffer.from(args.nonce, 'hex'), pcrs);
-        const ek = await identity.endorsement();
-        const ekCertPem = ek.ekCertificate === undefined ? undefined : new X509Certificate(ek.ekCertificate).toString();
-        if (outDir !== undefined) {
-          // temp file O_CREAT|O_EXCL|O_NOFOLLOW, then renamed: an existing link or hard link is refused, never followed
-          const put = (name: string, data: string | Buffer): void => writeAtomic(path.join(outDir, name), data, outDir);
-          put('quote.msg', quote.message);
-          put('quote.sig', quote.signature);
-          put('quote.sig.der', quote.signatureDer);
-          put('quote.pcrs', quote.pcrs);
-          put('ak.pub.pem', quote.akPublicPem);
-          put('ak.pub', ek.akPublic);
-          put('ek.pub.pem', ek.ekPublicPem);
-          if (ekCertPem !== undefined) put('ek.crt', ekCertPem);
-          io.out(`wrote quote.msg, quote.sig, quote.sig.der, quote.pcrs, ak.pub.pem, ak.pub, ek.pub.pem${ekCertPem === undefined ? '' : ' and ek.crt'} to ${outDir}\n`
-            + `attestation key Name: ${ek.akName.toString('hex')}\n`
-            + `${ekCertPem === undefined ? 'this TPM has no EK certificate at NV 0x01c00002: trust ek.pub.pem as recorded at enrolment\n' : ''}`
-            + `verify the quote with:\n  tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f quote.pcrs -g sha256 -q ${args.nonce}\n`
-            + 'bind the attestation key to the EK with tpm2_makecredential and `guardian identity activate-credential` (see the README)\n');
-          return 0;
-        }
-        io.out(`${JSON.stringify({
-          nonce: args.nonce, pcrs, akPublicPem: quote.akPublicPem,
-          message: quote.message.toString('base64'), signature: quote.signature.toString('base64'),
-          signatureDer: quote.signatureDer.toString('base64'), pcrValues: quote.pcrs.toString('base64'),
-          akPublic: ek.akPublic.toString('base64'), akName: ek.akName.toString('hex'),
-          ekPublicPem: ek.ekPublicPem, ekCertificatePem: ekCertPem ?? null,
-        }, null, 2)}\n`);
-        return 0;
-      }
-      case 'activate-credential': {
-        if (file === undefined) throw usage('identity activate-credential needs the credential file (tpm2_makecredential -o)');
-        let credential: Buffer;
-        try {
-          credential = readFileSync(file);
-        } catch (err) {
-          throw new GuardianError('GUARDIAN_E_KEYSTORE_INPUT', `cannot read ${file}: ${(err as Error).message}`, { file }, { cause: err });
-        }
-        io.out(`${(await identity.activateCredential(credential)).toString('hex')}\n`);
-        return 0;
-      }
-      default:
-        throw usage(`unknown identity command '${String(sub)}' (init, show, csr, install-cert, import-sas-key, attest, activate-credential)`);
-    }
+    // looked up with the store open, as before the table: an unknown name is reported after the store opened
+    const handler = sub === undefined ? undefined : SUBCOMMANDS.get(sub);
+    if (handler === undefined) throw usage(`unknown identity command '${String(sub)}' (${[...SUBCOMMANDS.keys()].join(', ')})`);
+    return await handler({ identity, store, file, args, config, io });
   } finally {
     await store.close();
   }

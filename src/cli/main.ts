@@ -1,13 +1,15 @@
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino } from 'pino';
+import type { GatewayConfig } from '../config/types.js';
 import { GuardianError, toGuardianError } from '../core/errors.js';
+import { countProblems, ProblemListError } from '../core/problems.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
-import { DEFAULT_MANIFEST_PATH, ManifestError } from '../firewall/manifest.js';
-import { ConfigError, DEFAULT_CONFIG_PATH } from '../config/error.js';
+import { DEFAULT_MANIFEST_PATH } from '../firewall/manifest.js';
+import { DEFAULT_CONFIG_PATH } from '../config/error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from '../daemon/daemon.js';
 import { FailureStore, LogRing } from '../health/failure-store.js';
 import { armGuard } from '../daemon/guard-arming.js';
-import { FirewallConfigError, loadFirewall, manifestFor } from '../firewall/config-coverage.js';
+import { loadFirewall, manifestFor } from '../firewall/config-coverage.js';
 import { createLogger } from '../daemon/logger.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
@@ -49,8 +51,8 @@ function configPath(values: { config?: string | undefined }, positionals: string
 }
 
 function printError(err: unknown): void {
-  if (err instanceof ConfigError || err instanceof ManifestError || err instanceof FirewallConfigError) {
-    process.stderr.write(`guardian: ${err.code}: ${err.source} has ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}:\n`);
+  if (err instanceof ProblemListError) {
+    process.stderr.write(`guardian: ${err.code}: ${err.source} has ${countProblems(err.problems.length)}:\n`);
     for (const line of err.problems) process.stderr.write(`${line}\n`);
     return;
   }
@@ -58,106 +60,131 @@ function printError(err: unknown): void {
   process.stderr.write(`guardian: ${e.code}: ${e.message}\n  ${e.hint}\n`);
 }
 
-async function dispatch(command: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      port: { type: 'string' },
-      url: { type: 'string' },
-      topic: { type: 'string' },
-      json: { type: 'boolean' },
-      manifest: { type: 'string' },
-      nftables: { type: 'boolean' },
-      systemd: { type: 'boolean' },
-      user: { type: 'string' },
-      cgroup: { type: 'string' },
-      watch: { type: 'boolean' },
-      interval: { type: 'string' },
-      subject: { type: 'string' },
-      key: { type: 'string' },
-      nonce: { type: 'string' },
-      pcrs: { type: 'string' },
-      out: { type: 'string' },
-      'allow-preload': { type: 'boolean' },
-    },
-  });
-  switch (command) {
-    case 'check-config': {
-      const path = configPath(values, positionals);
-      const config = (await import('../config/load.js')).loadConfig(path);
-      const devices = config.buses.flatMap((b) => b.devices);
-      const points = devices.reduce((n, d) => n + d.points.length, 0);
-      process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
-      return 0;
-    }
-    case 'check-manifest': {
-      const path = positionals[0] ?? DEFAULT_MANIFEST_PATH;
-      const m = (await import('../firewall/manifest.js')).loadManifest(path);
-      const list = (xs: readonly (string | number)[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
-      process.stdout.write([
-        `${path}: OK (${m.name}, ${m.componentId})`,
-        `  outbound allowed to: ${list(m.allowedConnections.map((e) => e.source))}`,
-        `  TCP server ports: ${list(m.tcpServerPorts)}; UDP server ports: ${list(m.udpServerPorts)}`,
-        `  serial devices: ${list(m.uarts)}`,
-        `  writes allowed to: ${list([...m.writePolicy.keys()])}`,
-        ...(m.ignored.length === 0 ? [] : [`  ignored (no meaning on Linux): ${m.ignored.join(', ')}`]),
-        '',
-      ].join('\n'));
-      return 0;
-    }
-    case 'firewall': {
-      const [sub] = positionals;
-      if (sub === 'init') {
-        const config = (await import('../config/load.js')).loadConfig(values.config ?? positionals[1] ?? DEFAULT_CONFIG_PATH);
-        process.stdout.write(`${JSON.stringify(manifestFor(config), null, 2)}\n`);
-        return 0;
-      }
-      const { firewallCommand } = await import('./firewall.js');
-      return firewallCommand(sub, values, (text) => process.stdout.write(text), (text) => process.stderr.write(`guardian: ${text}\n`));
-    }
-    case 'identity': {
-      const [sub, file] = positionals;
-      const config = (await import('../config/load.js')).loadConfig(values.config ?? DEFAULT_CONFIG_PATH);
-      const { identityCommand } = await import('./identity.js');
-      // logs go to stderr: stdout carries the CSR, the quote or the report
-      const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination(2));
-      return identityCommand(sub, file, values, config, log, { out: (text) => process.stdout.write(text), readStdin });
-    }
-    case 'plan': {
-      const config = (await import('../config/load.js')).loadConfig(configPath(values, positionals));
-      for (const bus of config.buses) {
-        process.stdout.write(`bus ${bus.name} (${bus.type})\n`);
-        for (const device of bus.devices) process.stdout.write(`${formatPlan(device.name, device.unitId, planDevice(device))}\n`);
-      }
-      return 0;
-    }
-    case 'status': {
-      const config = (await import('../config/load.js')).loadConfig(configPath(values, positionals));
-      const { status } = await import('./status.js');
-      process.stdout.write(status(config.gateway.stateDir, values.json === true));
-      return 0;
-    }
-    case 'run': {
-      const config = (await import('../config/load.js')).loadConfig(configPath(values, positionals));
-      const { manifest, policy } = loadFirewall(config);
-      const ring = new LogRing();
-      const log = createLogger(config.gateway.logLevel, undefined, ring);
-      installFatalHandlers(log, config.gateway.stateDir, ring);
-      armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
-      if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
-      return runUntilSignal(new Daemon(config, manifest, log), log);
-    }
-    // The demo (with its embedded broker) and watch are loaded only when asked for,
-    // so `guardian run` carries neither in memory.
-    case 'demo':
-      return (await import('./demo/demo.js')).runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT']);
-    case 'watch':
-      return (await import('./watch.js')).watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#');
-    default:
-      throw new GuardianError('GUARDIAN_E_USAGE', `unknown command '${command}'`);
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  port: { type: 'string' },
+  url: { type: 'string' },
+  topic: { type: 'string' },
+  json: { type: 'boolean' },
+  manifest: { type: 'string' },
+  nftables: { type: 'boolean' },
+  systemd: { type: 'boolean' },
+  user: { type: 'string' },
+  cgroup: { type: 'string' },
+  watch: { type: 'boolean' },
+  interval: { type: 'string' },
+  subject: { type: 'string' },
+  key: { type: 'string' },
+  nonce: { type: 'string' },
+  pcrs: { type: 'string' },
+  out: { type: 'string' },
+  'allow-preload': { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+function parse(args: string[]) {
+  return parseArgs({ args, allowPositionals: true, options: OPTIONS });
+}
+
+type Values = ReturnType<typeof parse>['values'];
+
+/** One command: its parsed options and positionals in, the exit code out. */
+type Command = (values: Values, positionals: string[]) => Promise<number>;
+
+async function loadConfigFrom(path: string): Promise<GatewayConfig> {
+  return (await import('../config/load.js')).loadConfig(path);
+}
+
+async function checkConfig(values: Values, positionals: string[]): Promise<number> {
+  const path = configPath(values, positionals);
+  const config = await loadConfigFrom(path);
+  const devices = config.buses.flatMap((b) => b.devices);
+  const points = devices.reduce((n, d) => n + d.points.length, 0);
+  process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
+  return 0;
+}
+
+async function checkManifest(_values: Values, positionals: string[]): Promise<number> {
+  const path = positionals[0] ?? DEFAULT_MANIFEST_PATH;
+  const m = (await import('../firewall/manifest.js')).loadManifest(path);
+  const list = (xs: readonly (string | number)[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
+  process.stdout.write([
+    `${path}: OK (${m.name}, ${m.componentId})`,
+    `  outbound allowed to: ${list(m.allowedConnections.map((e) => e.source))}`,
+    `  TCP server ports: ${list(m.tcpServerPorts)}; UDP server ports: ${list(m.udpServerPorts)}`,
+    `  serial devices: ${list(m.uarts)}`,
+    `  writes allowed to: ${list([...m.writePolicy.keys()])}`,
+    ...(m.ignored.length === 0 ? [] : [`  ignored (no meaning on Linux): ${m.ignored.join(', ')}`]),
+    '',
+  ].join('\n'));
+  return 0;
+}
+
+async function firewall(values: Values, positionals: string[]): Promise<number> {
+  const [sub] = positionals;
+  if (sub === 'init') {
+    const config = await loadConfigFrom(values.config ?? positionals[1] ?? DEFAULT_CONFIG_PATH);
+    process.stdout.write(`${JSON.stringify(manifestFor(config), null, 2)}\n`);
+    return 0;
   }
+  const { firewallCommand } = await import('./firewall.js');
+  return firewallCommand(sub, values, (text) => process.stdout.write(text), (text) => process.stderr.write(`guardian: ${text}\n`));
+}
+
+async function identity(values: Values, positionals: string[]): Promise<number> {
+  const [sub, file] = positionals;
+  const config = await loadConfigFrom(values.config ?? DEFAULT_CONFIG_PATH);
+  const { identityCommand } = await import('./identity.js');
+  // logs go to stderr: stdout carries the CSR, the quote or the report
+  const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination(2));
+  return identityCommand(sub, file, values, config, log, { out: (text) => process.stdout.write(text), readStdin });
+}
+
+async function plan(values: Values, positionals: string[]): Promise<number> {
+  const config = await loadConfigFrom(configPath(values, positionals));
+  for (const bus of config.buses) {
+    process.stdout.write(`bus ${bus.name} (${bus.type})\n`);
+    for (const device of bus.devices) process.stdout.write(`${formatPlan(device.name, device.unitId, planDevice(device))}\n`);
+  }
+  return 0;
+}
+
+async function statusCommand(values: Values, positionals: string[]): Promise<number> {
+  const config = await loadConfigFrom(configPath(values, positionals));
+  const { status } = await import('./status.js');
+  process.stdout.write(status(config.gateway.stateDir, values.json === true));
+  return 0;
+}
+
+async function run(values: Values, positionals: string[]): Promise<number> {
+  const config = await loadConfigFrom(configPath(values, positionals));
+  const { manifest, policy } = loadFirewall(config);
+  const ring = new LogRing();
+  const log = createLogger(config.gateway.logLevel, undefined, ring);
+  installFatalHandlers(log, config.gateway.stateDir, ring);
+  armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
+  if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
+  return runUntilSignal(new Daemon(config, manifest, log), log);
+}
+
+const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
+  ['check-config', checkConfig],
+  ['check-manifest', checkManifest],
+  ['firewall', firewall],
+  ['identity', identity],
+  ['plan', plan],
+  ['status', statusCommand],
+  ['run', run],
+  // The demo (with its embedded broker) and watch are loaded only when asked for,
+  // so `guardian run` carries neither in memory.
+  ['demo', async (values) => (await import('./demo/demo.js')).runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT'])],
+  ['watch', async (values) => (await import('./watch.js')).watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#')],
+]);
+
+async function dispatch(command: string, args: string[]): Promise<number> {
+  const { values, positionals } = parse(args); // options first: a bad option is a usage error for every command
+  const handler = COMMANDS.get(command);
+  if (handler === undefined) throw new GuardianError('GUARDIAN_E_USAGE', `unknown command '${command}'`);
+  return handler(values, positionals);
 }
 
 async function readStdin(): Promise<Buffer> {

@@ -1,15 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { GatewayConfig } from '../config/types.js';
-import { GuardianError } from '../core/errors.js';
+import { ProblemListError } from '../core/problems.js';
 import { loadManifest, type Manifest } from './manifest.js';
 import { ConnectionPolicy } from './policy.js';
 
 /** The config uses what the manifest does not allow: one `<config path>: …` line each. */
-export class FirewallConfigError extends GuardianError {
-  constructor(readonly source: string, readonly problems: readonly string[]) {
-    super('GUARDIAN_E_FIREWALL_CONFIG', `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.join('\n')}`, { path: source });
-  }
-}
+export class FirewallConfigError extends ProblemListError<'GUARDIAN_E_FIREWALL_CONFIG'> {}
 
 /** Something the config makes Guardian connect to or open, with the config path that asks for it. */
 export type ConfigEndpoint =
@@ -74,6 +70,6 @@ export function loadFirewall(config: GatewayConfig): { manifest: Manifest; polic
   const manifest = loadManifest(config.firewall.manifest);
   const policy = new ConnectionPolicy(manifest);
   const problems = configProblems(config, policy);
-  if (problems.length > 0) throw new FirewallConfigError(config.firewall.manifest, problems);
+  if (problems.length > 0) throw new FirewallConfigError('GUARDIAN_E_FIREWALL_CONFIG', config.firewall.manifest, problems);
   return { manifest, policy };
 }

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
-import { GuardianError } from '../core/errors.js';
+import { ProblemListError } from '../core/problems.js';
 import { deepFreeze } from '../core/freeze.js';
 import { formatSchemaError, joinPath } from '../core/schema-errors.js';
 import { canonicalIp, expandV6, maskAddress } from './ip.js';
@@ -54,11 +54,7 @@ export interface Manifest {
 }
 
 /** Every problem of a manifest, one `<path>: <problem>` line each (the config's error style). */
-export class ManifestError extends GuardianError {
-  constructor(code: 'GUARDIAN_E_MANIFEST_READ' | 'GUARDIAN_E_MANIFEST_PARSE' | 'GUARDIAN_E_MANIFEST_INVALID', readonly source: string, readonly problems: readonly string[]) {
-    super(code, `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.join('\n')}`, { path: source });
-  }
-}
+export class ManifestError extends ProblemListError<'GUARDIAN_E_MANIFEST_READ' | 'GUARDIAN_E_MANIFEST_PARSE' | 'GUARDIAN_E_MANIFEST_INVALID'> {}
 
 type Rec = Record<string, unknown>;
 const USED = new Set(['AllowedConnections', 'AllowedTcpServerPorts', 'AllowedUdpServerPorts', 'Uart']);

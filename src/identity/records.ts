@@ -7,7 +7,7 @@
  * read is validated, and a damaged file is refused with
  * GUARDIAN_E_KEYSTORE_CORRUPT naming it.
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { GuardianError } from '../core/errors.js';
@@ -136,10 +136,6 @@ export class RecordFiles {
       checkDirs(path.join(this.dir, 'certs', 'x'), this.base);
       return sweepTemps(this.dir) + sweepTemps(path.join(this.dir, 'keys')) + sweepTemps(path.join(this.dir, 'certs'));
     });
-  }
-
-  remove(name: string): void {
-    this.user.run(() => rmSync(this.objectFile(name), { force: true }));
   }
 
   names(): string[] {

@@ -69,6 +69,10 @@ t.test('identity commands on a TPM (swtpm, manufactured with an EK certificate)'
   t.match(mismatch.stderr, /GUARDIAN_E_CERT_MISMATCH/);
   const usage = await runCli(['identity', 'csr', '--config', config]);
   t.equal(usage.code, 2, 'csr without --subject is a usage error');
+  const unknown = await runCli(['identity', 'frobnicate', '--config', config]);
+  t.equal(unknown.code, 2, 'an unknown identity command is a usage error');
+  t.equal(unknown.stderr, "guardian: GUARDIAN_E_USAGE: unknown identity command 'frobnicate' (init, show, csr, install-cert, import-sas-key, attest, activate-credential)\n"
+    + '  The command line is wrong; run `guardian help`.\n', 'it names every identity command');
 
   const sasKey = randomBytes(32);
   const imported = await runCli(['identity', 'import-sas-key', '--config', config], 30000, `${sasKey.toString('base64')}\n`);

@@ -182,24 +182,6 @@ export function decodeBits(point: PointConfig, bits: readonly boolean[]): boolea
   return bit;
 }
 
-/**
- * Decode a point from its slice of a read (`sliceFor`): booleans for coil/discrete
- * tables, uint16 registers otherwise; a mix or the wrong kind throws GUARDIAN_E_DECODE.
- */
-export function decodePoint(point: PointConfig, data: readonly (number | boolean)[]): PointValue {
-  const bits: boolean[] = [];
-  const regs: number[] = [];
-  for (const d of data) {
-    if (typeof d === 'boolean') bits.push(d); else regs.push(d);
-  }
-  if (isBitTable(point.table)) {
-    if (regs.length > 0) fail(point, 'expected bits, got registers');
-    return decodeBits(point, bits);
-  }
-  if (bits.length > 0) fail(point, 'expected registers, got bits');
-  return decodeRegisters(point, regs);
-}
-
 const placesCache = new WeakMap<PointConfig, number>();
 
 /** Decimal places of a point's scale and offset, worked out once per (frozen) point config. */

@@ -74,24 +74,6 @@ export function planDevice(device: DeviceConfig): ReadRequest[] {
   });
 }
 
-/**
- * The part of a request's response data (modbus-serial `.data`) that belongs to `point`:
- * `registerCount(point)` elements from `point.address - request.address`. Extra
- * trailing data (coil reads are padded to whole bytes) is ignored. Throws
- * GUARDIAN_E_DECODE when the point is outside the request or the data is too short.
- */
-export function sliceFor<T extends number | boolean>(request: ReadRequest, point: PointConfig, data: readonly T[]): T[] {
-  const from = point.address - request.address;
-  const to = from + registerCount(point);
-  if (point.table !== request.table || from < 0 || to > request.count) {
-    throw decodeError(`point ${point.name} is not inside the request ${request.table} ${request.address}+${request.count}`, point);
-  }
-  if (data.length < to) {
-    throw decodeError(`response for ${request.table} ${request.address}+${request.count} has ${data.length} values, point ${point.name} needs ${to}`, point);
-  }
-  return data.slice(from, to);
-}
-
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { ByteOrder, PointConfig } from '../../../src/config/types.js';
 import { hasCode } from '../../../src/core/errors.js';
 import {
-  applyScale, decodeBits, decodePoint, decodeRegisters, decodeRegistersAt, encodeRegisters, isBitTable, registerCount,
+  applyScale, decodeBits, decodeRegisters, decodeRegistersAt, encodeRegisters, isBitTable, registerCount,
 } from '../../../src/downstream/modbus/codec.js';
 
 function pt(over: Partial<PointConfig> & Pick<PointConfig, 'type'>): PointConfig {
@@ -257,7 +257,7 @@ t.test('decodeRegisters input checks', async (t) => {
   }
 });
 
-t.test('decodeBits and decodePoint', async (t) => {
+t.test('decodeBits', async (t) => {
   const coil = pt({ type: 'bool', table: 'coil' });
   const discrete = pt({ type: 'bool', table: 'discrete' });
   t.equal(decodeBits(coil, [true]), true);
@@ -265,10 +265,6 @@ t.test('decodeBits and decodePoint', async (t) => {
   t.throws(() => decodeBits(coil, []), DECODE);
   t.throws(() => decodeBits(coil, [true, false]), DECODE);
   t.throws(() => decodeBits(pt({ type: 'bool' }), [true]), DECODE, 'register table');
-  t.equal(decodePoint(coil, [true]), true);
-  t.equal(decodePoint(pt({ type: 'int16' }), [0xffff]), -1);
-  t.throws(() => decodePoint(coil, [1]), DECODE, 'registers for a coil');
-  t.throws(() => decodePoint(pt({ type: 'int16' }), [true]), DECODE, 'bits for a register');
 });
 
 t.test('applyScale', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { DeviceConfig, PointConfig } from '../../../src/config/types.js';
-import { decodeRegisters, decodePoint, encodeRegisters } from '../../../src/downstream/modbus/codec.js';
-import { formatPlan, maxPerRequest, planDevice, sliceFor, type ReadRequest } from '../../../src/downstream/modbus/planner.js';
+import { decodeBits, decodeRegistersAt, encodeRegisters } from '../../../src/downstream/modbus/codec.js';
+import { formatPlan, maxPerRequest, planDevice, type ReadRequest } from '../../../src/downstream/modbus/planner.js';
 
 function pt(over: Partial<PointConfig> & Pick<PointConfig, 'name' | 'address'>): PointConfig {
   return {
@@ -183,30 +183,31 @@ t.test('guards', async (t) => {
   t.throws(() => planDevice(dev([pt({ name: 's', address: 0, type: 'string' })])), DECODE, 'string without length');
 });
 
-t.test('sliceFor', async (t) => {
+t.test("a request's points decode from its response at their offsets (as DevicePoller.decode does)", async (t) => {
   const a = pt({ name: 'a', address: 100 });
   const f = pt({ name: 'f', address: 103, type: 'float32' });
   const flag = pt({ name: 'flag', address: 100, type: 'bit', bit: 1 });
   const [req] = planDevice(dev([a, f, flag]));
   if (req === undefined) throw new Error('no request');
   t.same([req.address, req.count], [100, 5]);
+  const at = (p: PointConfig): number => p.address - req.address;
   const data = [0x0002, 0xdead, 0xbeef, ...encodeRegisters(pt({ name: 'x', address: 0, type: 'float32' }), 1.5)];
-  t.same(sliceFor(req, a, data), [0x0002]);
-  t.same(sliceFor(req, f, data), [0x3fc0, 0x0000]);
-  t.equal(decodeRegisters(f, sliceFor(req, f, data)), 1.5);
-  t.equal(decodePoint(flag, sliceFor(req, flag, data)), true);
-  t.throws(() => sliceFor(req, f, data.slice(0, 4)), DECODE, 'data too short');
-  t.throws(() => sliceFor(req, pt({ name: 'out', address: 99 }), data), DECODE, 'before the request');
-  t.throws(() => sliceFor(req, pt({ name: 'out', address: 104, type: 'float32' }), data), DECODE, 'past the request');
-  t.throws(() => sliceFor(req, pt({ name: 'other', address: 100, table: 'input' }), data), DECODE, 'other table');
+  t.equal(decodeRegistersAt(a, data, at(a)), 2);
+  t.equal(decodeRegistersAt(f, data, at(f)), 1.5);
+  t.equal(decodeRegistersAt(flag, data, at(flag)), true);
+  t.throws(() => decodeRegistersAt(f, data.slice(0, 4), at(f)), DECODE, 'data too short');
+  t.throws(() => decodeRegistersAt(pt({ name: 'out', address: 99 }), data, 99 - req.address), DECODE, 'before the request');
+  t.throws(() => decodeRegistersAt(pt({ name: 'out', address: 104, type: 'float32' }), data, 104 - req.address), DECODE, 'past the request');
 
   const c0 = pt({ name: 'c0', address: 0, table: 'coil', type: 'bool' });
   const c3 = pt({ name: 'c3', address: 3, table: 'coil', type: 'bool' });
   const [creq] = planDevice(dev([c0, c3]));
   if (creq === undefined) throw new Error('no request');
   const bits = [false, true, false, true, false, false, false, false]; // modbus-serial pads to whole bytes
-  t.same(sliceFor(creq, c0, bits), [false]);
-  t.same(sliceFor(creq, c3, bits), [true]);
+  const bit = (p: PointConfig): boolean => decodeBits(p, bits.slice(p.address - creq.address, p.address - creq.address + 1));
+  t.equal(bit(c0), false);
+  t.equal(bit(c3), true);
+  t.throws(() => decodeBits(c3, bits.slice(8, 9)), DECODE, 'a bit past the response');
 });
 
 t.test('formatPlan', async (t) => {
