@@ -194,7 +194,7 @@ export interface LinkProxy {
 /**
  * bench/link-proxy.ts in its own process (so that the bench's subscriber and the
  * proxy do not share one event loop): a TCP pass-through to targetPort whose link
- * can be cut, like test/fixtures/proxy.ts.
+ * can be cut (test/fixtures/proxy.ts createLinkProxy, the one used by the tests).
  */
 export async function startLinkProxy(targetPort: number, initiallyUp: boolean): Promise<LinkProxy> {
   const script = path.join(ROOT, 'bench', 'link-proxy.ts');

@@ -4,17 +4,33 @@
 // when it answers again, and requests from several fast devices that never
 // interleave on the line.
 import t from 'tap';
+import type { Test } from 'tap';
 import type { PollResult } from '../../../src/core/types.js';
 import { captureLogger, codeOf } from '../../fixtures/logs.js';
 import { sleep } from '../../fixtures/ports.js';
-import { startModbusServer } from '../../fixtures/pymodbus.js';
+import { startModbusServer, type ModbusServer } from '../../fixtures/pymodbus.js';
 import { ptyPair } from '../../fixtures/socat.js';
-import { busConfig, reading, runAdapter } from './harness.js';
-import { bitSpecs, checkValues, deviceTables, layout, orderMatrix, singleRegisterSpecs } from './typemap.js';
+import { busConfig, reading, runAdapter, type RunningAdapter } from './harness.js';
+import { bitSpecs, checkValues, deviceTables, layout, orderMatrix, singleRegisterSpecs, type PointSpec } from './typemap.js';
 
 const RECONNECT = { initialMs: 100, maxMs: 400 };
 
-void t.test('RTU on a pty: every type and order decodes exactly', async (t) => {
+// Why the type test waits for an answered poll instead of taking the first one: a
+// poll whose request gets no answer within timeoutMs (after `retries` more attempts,
+// each after a quiet period of one more timeout) is reported with every point
+// bad:timeout. On a loaded 2-core machine the pymodbus process (or this one: libuv
+// runs expired timers before it reads the pty) can be off the CPU for longer than
+// that, and the first poll came back with all 63 points bad:timeout. The device
+// timeout is now generous, and the test waits for the event "the device answered"
+// (a poll with no line failure: timeout, garbled frame, port down) before it asserts
+// exact decoding. A device that answers with wrong values (or a decoder that gets
+// them wrong, bad:decode included), or never answers, still fails it.
+const LINE_FAILURES: ReadonlySet<string> = new Set(['bad:timeout', 'bad:frame', 'bad:disconnected']);
+const answered = (r: PollResult): boolean => r.device === 'boiler' && !r.readings.some((x) => LINE_FAILURES.has(x.quality));
+const ANSWER_WAIT_MS = 60_000;
+
+/** The type matrix on unit 17 of a pymodbus RTU device on a pty; `beforeAdapter` runs once the device is up, before the adapter starts. */
+async function typeMatrixOnPty(t: Test, timeoutMs: number, beforeAdapter: (server: ModbusServer) => void = () => undefined): Promise<{ server: ModbusServer; run: RunningAdapter; specs: PointSpec[]; addresses: Map<string, number> }> {
   const specs = [
     ...bitSpecs('coil'), ...bitSpecs('discrete'),
     ...singleRegisterSpecs('holding'),
@@ -24,15 +40,40 @@ void t.test('RTU on a pty: every type and order decodes exactly', async (t) => {
   const pair = await ptyPair(t);
   const bus = busConfig({
     name: 'rs485', type: 'rtu', port: pair.a, baudRate: 19200, parity: 'none', reconnect: RECONNECT,
-    devices: [{ name: 'boiler', unitId: 17, pollIntervalMs: 100, timeoutMs: 500, points }],
+    devices: [{ name: 'boiler', unitId: 17, pollIntervalMs: 100, timeoutMs, backoff: { initialMs: 100, maxMs: 400 }, points }],
   });
   const server = await startModbusServer(t, { mode: 'rtu', serialPath: pair.b, baudRate: 19200, units: { 17: deviceTables(bus, 'boiler', specs) } });
-  const run = await runAdapter(t, bus);
-  checkValues(t, await run.waitFor((r) => r.device === 'boiler'), specs);
+  beforeAdapter(server);
+  return { server, run: await runAdapter(t, bus), specs, addresses };
+}
+
+void t.test('RTU on a pty: every type and order decodes exactly', async (t) => {
+  const { server, run, specs, addresses } = await typeMatrixOnPty(t, 3000);
+  const first = await run.waitFor(answered, { timeoutMs: ANSWER_WAIT_MS, what: 'answered by boiler' });
+  t.comment(`polls before the first answered one: ${run.results.indexOf(first)}`);
+  checkValues(t, first, specs);
   await server.set(17, 'holding', addresses.get('holding_u16x01off') ?? -1, [0]);
   await server.set(17, 'coils', addresses.get('coil_on') ?? -1, [false]);
-  // the second poll after the sets started after them
-  checkValues(t, await run.nextOf('boiler', 2), specs.map((s) => (s.point.name === 'coil_on' ? { ...s, expect: false } : s.point.name === 'holding_u16x01off' ? { ...s, expect: -1.5 } : s)));
+  // the second answered poll after the sets started after them
+  let count = 0;
+  const after = await run.waitFor((r) => answered(r) && ++count === 2, { from: run.results.length, timeoutMs: ANSWER_WAIT_MS, what: '2nd answered poll after the sets' });
+  checkValues(t, after, specs.map((s) => (s.point.name === 'coil_on' ? { ...s, expect: false } : s.point.name === 'holding_u16x01off' ? { ...s, expect: -1.5 } : s)));
+});
+
+void t.test('RTU on a pty: a device stalled past every retry (the busy machine, on purpose) is read exactly once it runs again', async (t) => {
+  let pid = 0;
+  // stopped before the adapter starts: its first poll cannot be served; an event (that poll's result), not a delay, decides when the device runs again
+  const { server, run, specs } = await typeMatrixOnPty(t, 300, (s) => {
+    pid = s.pid() ?? 0;
+    if (pid === 0) throw new Error('modbus server has no pid');
+    process.kill(pid, 'SIGSTOP');
+  });
+  t.teardown(() => { if (server.running()) process.kill(pid, 'SIGCONT'); });
+  const timedOut = await run.waitFor((r) => r.device === 'boiler', { timeoutMs: ANSWER_WAIT_MS, what: 'first poll of the stalled device' });
+  t.ok(timedOut.readings.length === specs.length && timedOut.readings.every((x) => x.quality === 'bad:timeout' && x.value === null),
+    'the stalled device\'s poll: all points bad:timeout, value null (the reported failure)');
+  process.kill(pid, 'SIGCONT');
+  checkValues(t, await run.waitFor(answered, { from: run.results.indexOf(timedOut) + 1, timeoutMs: ANSWER_WAIT_MS, what: 'answered after SIGCONT' }), specs);
 });
 
 void t.test('RTU: a dead device is backed off, the others keep their rate, nothing interleaves; it recovers when it answers', async (t) => {
