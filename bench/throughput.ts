@@ -260,17 +260,61 @@ async function modbusCeiling(devices: DeviceSpec[], seconds: number): Promise<nu
   return n / seconds;
 }
 
-async function main(): Promise<number> {
+/** Builds dist/ when stale (unless BENCH_BUILD=0); a fresh temp dir, removed at teardown unless BENCH_KEEP. */
+function prepare(): string {
   if (GUARDIAN_ROOT !== ROOT) log(`guardian from ${GUARDIAN_ROOT}`);
   else if (process.env['BENCH_BUILD'] !== '0' && distIsStale()) {
     log('dist/ is missing or older than src/: npm run build');
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', process.stderr, process.stderr] });
   }
-  const referenceJs = compileReference();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'guardian-bench-'));
   chmodSync(dir, 0o755); // mosquitto drops to its own user when started as root
   onTeardown(() => (KEEP ? log(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
   if (CPU_PROFILE_DIR !== undefined) mkdirSync(CPU_PROFILE_DIR, { recursive: true });
+  return dir;
+}
+
+/** Idle processes of both systems run alongside the load phases (they poll once an hour). */
+async function startIdle(ctx: Context, idle: Map<System, Running>, idleResults: Map<System, IdleResult>): Promise<void> {
+  if (!PHASES.includes('idle')) return;
+  for (const system of SYSTEMS) idle.set(system, await start(ctx, system, 'idle'));
+  await sleep(IDLE_S * 1000);
+  for (const [system, r] of idle) {
+    alive(r);
+    idleResults.set(system, { earlyMB: MB(memKB(r.pid).rss), settledMB: NaN, settledAnonMB: NaN, settledAfterS: NaN });
+  }
+}
+
+async function runLoads(ctx: Context): Promise<Record<System, Partial<Record<'fixed' | 'max', LoadResult>>>> {
+  const load: Record<System, Partial<Record<'fixed' | 'max', LoadResult>>> = { guardian: {}, reference: {} };
+  for (const phase of ['fixed', 'max'] as const) {
+    if (!PHASES.includes(phase)) continue;
+    for (const system of SYSTEMS) {
+      load[system][phase] = await runLoad(ctx, system, phase);
+      await sleep(300);
+    }
+  }
+  return load;
+}
+
+/** The idle processes' memory once settled (IDLE_SETTLE_S after their first poll); then they stop. */
+async function settleIdle(idle: Map<System, Running>, idleResults: Map<System, IdleResult>, devices: number): Promise<void> {
+  for (const [system, r] of idle) {
+    const wait = r.readyAt + IDLE_SETTLE_S * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+    alive(r);
+    const mem = memKB(r.pid);
+    const res = idleResults.get(system) as IdleResult;
+    Object.assign(res, { settledMB: MB(mem.rss), settledAnonMB: MB(mem.anon), settledAfterS: (Date.now() - r.readyAt) / 1000 });
+    log(`${system} idle: rss ${res.earlyMB.toFixed(1)} MB ${IDLE_S} s after its first poll, ${res.settledMB.toFixed(1)} MB `
+      + `(anon ${res.settledAnonMB.toFixed(1)} MB) after ${res.settledAfterS.toFixed(0)} s idle, hwm ${MB(mem.hwm).toFixed(1)} MB, messages ${r.w.lastSeq.size}/${devices} devices`);
+    await stopChild(r.child);
+  }
+}
+
+async function main(): Promise<number> {
+  const dir = prepare();
+  const referenceJs = compileReference();
 
   log(`machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), node ${process.version}; ${DEVICES} devices x ${REGISTERS} registers, ${SERVERS} pymodbus process(es), one TCP connection per device`);
   const broker = await startMosquitto(dir);
@@ -288,37 +332,11 @@ async function main(): Promise<number> {
     dir, url: broker.url, devices, referenceJs,
     helperPids: [{ name: 'mosquitto', pid: broker.pid }, ...servers.map((s, i) => ({ name: `pymodbus${SERVERS > 1 ? i + 1 : ''}`, pid: s.pid() ?? -1 }))],
   };
-
-  // idle processes of both systems run alongside the load phases (they poll once an hour)
   const idle = new Map<System, Running>();
   const idleResults = new Map<System, IdleResult>();
-  if (PHASES.includes('idle')) {
-    for (const system of SYSTEMS) idle.set(system, await start(ctx, system, 'idle'));
-    await sleep(IDLE_S * 1000);
-    for (const [system, r] of idle) {
-      alive(r);
-      idleResults.set(system, { earlyMB: MB(memKB(r.pid).rss), settledMB: NaN, settledAnonMB: NaN, settledAfterS: NaN });
-    }
-  }
-  const load: Record<System, Partial<Record<'fixed' | 'max', LoadResult>>> = { guardian: {}, reference: {} };
-  for (const phase of ['fixed', 'max'] as const) {
-    if (!PHASES.includes(phase)) continue;
-    for (const system of SYSTEMS) {
-      load[system][phase] = await runLoad(ctx, system, phase);
-      await sleep(300);
-    }
-  }
-  for (const [system, r] of idle) {
-    const wait = r.readyAt + IDLE_SETTLE_S * 1000 - Date.now();
-    if (wait > 0) await sleep(wait);
-    alive(r);
-    const mem = memKB(r.pid);
-    const res = idleResults.get(system) as IdleResult;
-    Object.assign(res, { settledMB: MB(mem.rss), settledAnonMB: MB(mem.anon), settledAfterS: (Date.now() - r.readyAt) / 1000 });
-    log(`${system} idle: rss ${res.earlyMB.toFixed(1)} MB ${IDLE_S} s after its first poll, ${res.settledMB.toFixed(1)} MB `
-      + `(anon ${res.settledAnonMB.toFixed(1)} MB) after ${res.settledAfterS.toFixed(0)} s idle, hwm ${MB(mem.hwm).toFixed(1)} MB, messages ${r.w.lastSeq.size}/${devices.length} devices`);
-    await stopChild(r.child);
-  }
+  await startIdle(ctx, idle, idleResults);
+  const load = await runLoads(ctx);
+  await settleIdle(idle, idleResults, devices.length);
 
   const g = { idle: idleResults.get('guardian'), ...load.guardian };
   const r = { idle: idleResults.get('reference'), ...load.reference };

@@ -116,11 +116,10 @@ function endpointKey(e: Endpoint): string {
   return `${e.kind}:${e.value}/${e.prefix ?? ''}:${e.port ?? '*'}`;
 }
 
-/** Parse and validate manifest text; throws ManifestError with every problem. */
-export function parseManifest(text: string, source = '<manifest>'): Manifest {
-  let doc: unknown;
+/** The JSON of the manifest; a syntax error says where (line, column). */
+function parseJson(text: string, source: string): unknown {
   try {
-    doc = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     const message = (err as Error).message;
     const at = /at position (\d+)/.exec(message);
@@ -128,22 +127,26 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
     const where = at === null ? '(root)' : `line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')}`;
     throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, [`${where}: not valid JSON (${message.replace(/ (in JSON )?at position \d+.*$/, '')})`]);
   }
-  // JSON.parse keeps the last of duplicate keys without a word; the YAML parser (JSON is YAML 1.2) says where.
-  const yamlDoc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  const duplicates = yamlDoc.errors.filter((e) => e.code === 'DUPLICATE_KEY').map((e) => {
+}
+
+/** JSON.parse keeps the last of duplicate keys without a word; the YAML parser (JSON is YAML 1.2) says where. */
+function duplicateKeys(yamlDoc: ReturnType<typeof parseDocument>): string[] {
+  return yamlDoc.errors.filter((e) => e.code === 'DUPLICATE_KEY').map((e) => {
     const pos = e.linePos?.[0];
     return `line ${pos?.line ?? '?'}, column ${pos?.col ?? '?'}: duplicate key`;
   });
-  if (duplicates.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, duplicates);
-  const problems = schemaProblems(doc);
-  if (problems.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, problems);
-  const m = doc as Rec;
-  const caps = m['Capabilities'] as Rec;
-  const ignored = [
+}
+
+/** Top-level keys and capabilities Guardian does not use. */
+function ignoredKeys(m: Rec, caps: Rec): string[] {
+  return [
     ...Object.keys(m).filter((k) => !['SchemaVersion', 'Name', 'ComponentId', 'Capabilities', 'Guardian', 'Description'].includes(k)),
     ...Object.keys(caps).filter((k) => !USED.has(k)).map((k) => `Capabilities.${k}`),
   ];
-  const allowedConnections: Endpoint[] = [];
+}
+
+function allowedConnections(caps: Rec, problems: string[]): Endpoint[] {
+  const endpoints: Endpoint[] = [];
   const seen = new Map<string, number>();
   ((caps['AllowedConnections'] ?? []) as string[]).forEach((entry, i) => {
     const path = `Capabilities.AllowedConnections[${i}]`;
@@ -152,19 +155,23 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
     const first = seen.get(endpointKey(parsed));
     if (first !== undefined) { problems.push(`${path}: duplicate of [${first}] ('${parsed.source}')`); return; }
     seen.set(endpointKey(parsed), i);
-    allowedConnections.push(parsed);
+    endpoints.push(parsed);
   });
-  const ports = (key: string): number[] => {
-    const list = (caps[key] ?? []) as number[];
-    list.forEach((port, i) => {
-      if (port < 1 || port > 65535) problems.push(`Capabilities.${key}[${i}]: must be a port 1-65535 (got ${port})`);
-      const first = list.indexOf(port);
-      if (first < i) problems.push(`Capabilities.${key}[${i}]: duplicate of [${first}] (${port})`);
-    });
-    return [...new Set(list)];
-  };
-  const tcpServerPorts = ports('AllowedTcpServerPorts');
-  const udpServerPorts = ports('AllowedUdpServerPorts');
+  return endpoints;
+}
+
+function serverPorts(caps: Rec, key: string, problems: string[]): number[] {
+  const list = (caps[key] ?? []) as number[];
+  list.forEach((port, i) => {
+    if (port < 1 || port > 65535) problems.push(`Capabilities.${key}[${i}]: must be a port 1-65535 (got ${port})`);
+    const first = list.indexOf(port);
+    if (first < i) problems.push(`Capabilities.${key}[${i}]: duplicate of [${first}] (${port})`);
+  });
+  return [...new Set(list)];
+}
+
+/** The absolute device paths of `Uart`; an Azure Sphere peripheral name goes to `ignored`. */
+function uartPaths(caps: Rec, problems: string[], ignored: string[]): string[] {
   const uarts: string[] = [];
   ((caps['Uart'] ?? []) as string[]).forEach((entry, i) => {
     const path = `Capabilities.Uart[${i}]`;
@@ -173,6 +180,10 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
     else if (uarts.includes(entry)) problems.push(`${path}: duplicate of [${uarts.indexOf(entry)}] ('${entry}')`);
     else uarts.push(entry);
   });
+  return uarts;
+}
+
+function writePolicies(m: Rec, yamlDoc: ReturnType<typeof parseDocument>, text: string, problems: string[]): Map<string, DeviceWritePolicy> {
   const writePolicy = new Map<string, DeviceWritePolicy>();
   const devices = (((m['Guardian'] as Rec | undefined)?.['WritePolicy'] as Rec | undefined)?.['Devices'] ?? {}) as Record<string, Rec>;
   for (const [device, spec] of Object.entries(devices)) {
@@ -183,10 +194,29 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
     const rate = spec['MaxWritesPerMinute'] as number | undefined;
     writePolicy.set(device, { allow: allow.filter((r): r is WriteRule => r !== undefined), ...(rate === undefined ? {} : { maxWritesPerMinute: rate }) });
   }
+  return writePolicy;
+}
+
+/** Parse and validate manifest text; throws ManifestError with every problem. */
+export function parseManifest(text: string, source = '<manifest>'): Manifest {
+  const doc = parseJson(text, source);
+  const yamlDoc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const duplicates = duplicateKeys(yamlDoc);
+  if (duplicates.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, duplicates);
+  const problems = schemaProblems(doc);
+  if (problems.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, problems);
+  const m = doc as Rec;
+  const caps = m['Capabilities'] as Rec;
+  const ignored = ignoredKeys(m, caps);
+  const connections = allowedConnections(caps, problems);
+  const tcpServerPorts = serverPorts(caps, 'AllowedTcpServerPorts', problems);
+  const udpServerPorts = serverPorts(caps, 'AllowedUdpServerPorts', problems);
+  const uarts = uartPaths(caps, problems, ignored);
+  const writePolicy = writePolicies(m, yamlDoc, text, problems);
   if (problems.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, problems);
   return deepFreeze({
     name: m['Name'] as string, componentId: (m['ComponentId'] as string).toLowerCase(),
-    allowedConnections, tcpServerPorts, udpServerPorts, uarts, ignored, writePolicy,
+    allowedConnections: connections, tcpServerPorts, udpServerPorts, uarts, ignored, writePolicy,
   });
 }
 

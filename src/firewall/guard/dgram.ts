@@ -25,7 +25,57 @@ function withGuardLookup(options: unknown, guardLookup: Fn): unknown {
   return copy;
 }
 
-export function installDgramHooks(ctx: GuardContext, guardLookup: Fn): void {
+interface UdpDestination { readonly named: string | undefined; readonly port: number }
+
+/** Whether `socket` is connected: dgram's remoteAddress throws when it is not (or not running). */
+function isConnected(remoteAddress: Fn, socket: dgram.Socket): boolean {
+  try {
+    ReflectApply(remoteAddress, socket, []);
+    return true;
+  } catch {
+    return false; // not connected (or not running): the destination is checked
+  }
+}
+
+/** Where an unconnected send goes, in dgram's own reading of send(msg[, offset, length][, port][, address][, callback]). */
+function sendDestination(args: unknown[]): UdpDestination {
+  const offset = args[1];
+  const length = args[2];
+  const port = args[3];
+  const address = args[4];
+  const full = address !== undefined && address !== null && address !== '';
+  const p = full || (port !== undefined && typeof port !== 'function') ? port : offset;
+  const a = full || (port !== undefined && typeof port !== 'function') ? address : length;
+  const named = typeof a === 'string' && a !== '' ? a : undefined;
+  return { named, port: NumberCtor(p) };
+}
+
+/** An unnamed destination is localhost: either loopback address allowed will do. */
+function allowsSend(ctx: GuardContext, dest: UdpDestination): boolean {
+  return dest.named === undefined
+    ? ctx.policy.allowsConnect('127.0.0.1', dest.port) || ctx.policy.allowsConnect('::1', dest.port)
+    : ctx.policy.allowsConnect(dest.named, dest.port);
+}
+
+/** The port a bind(port | options, …) asks for (0: any). */
+function bindPort(first: unknown): number {
+  return typeof first === 'object' && first !== null ? NumberCtor(rec(first)['port'] ?? 0) : typeof first === 'number' || typeof first === 'string' ? NumberCtor(first) : 0;
+}
+
+type Refuse = (socket: dgram.Socket, args: unknown[], host: string, port: string) => void;
+
+/** A refused send or connect fails through its callback, else as the socket's 'error'. */
+function refuserFor(ctx: GuardContext): Refuse {
+  return (socket, args, host, port) => {
+    const err = ctx.deny('send', `${host}:${port}`, `UDP to ${host}:${port} is not in the manifest's AllowedConnections`);
+    const callback = lastFunction(args);
+    if (callback !== undefined) process.nextTick(callback, err);
+    else process.nextTick(() => socket.emit('error', err));
+  };
+}
+
+/** `dgram.createSocket` and `new dgram.Socket(…)` get the guard's lookup. */
+function hookSocketFactories(guardLookup: Fn): void {
   const module = rec(dgram);
   const createSocket = module['createSocket'] as Fn;
   pin(module, 'createSocket', function guardedCreateSocket(type: unknown, listener?: unknown): unknown {
@@ -37,46 +87,24 @@ export function installDgramHooks(ctx: GuardContext, guardLookup: Fn): void {
   };
   GuardedSocket.prototype = Socket.prototype as unknown;
   pin(module, 'Socket', GuardedSocket);
+}
 
-  const udp = rec(dgram.Socket.prototype);
+function hookSend(ctx: GuardContext, udp: Record<string, unknown>, refuse: Refuse): void {
   const remoteAddress = udp['remoteAddress'] as Fn;
-  /** A refused send or connect fails through its callback, else as the socket's 'error'. */
-  const refuse = (socket: dgram.Socket, args: unknown[], host: string, port: string): void => {
-    const err = ctx.deny('send', `${host}:${port}`, `UDP to ${host}:${port} is not in the manifest's AllowedConnections`);
-    const callback = lastFunction(args);
-    if (callback !== undefined) process.nextTick(callback, err);
-    else process.nextTick(() => socket.emit('error', err));
-  };
   const send = udp['send'] as Fn;
   pin(udp, 'send', function guardedSend(this: dgram.Socket, ...args: unknown[]): void {
-    let connected: boolean;
-    try {
-      ReflectApply(remoteAddress, this, []);
-      connected = true;
-    } catch {
-      connected = false; // not connected (or not running): the destination is checked
-    }
-    if (!connected) {
-      // dgram's own reading of send(msg[, offset, length][, port][, address][, callback])
-      const offset = args[1];
-      const length = args[2];
-      const port = args[3];
-      const address = args[4];
-      const full = address !== undefined && address !== null && address !== '';
-      const p = full || (port !== undefined && typeof port !== 'function') ? port : offset;
-      const a = full || (port !== undefined && typeof port !== 'function') ? address : length;
-      const named = typeof a === 'string' && a !== '' ? a : undefined;
-      const n = NumberCtor(p);
-      const allowed = named === undefined
-        ? ctx.policy.allowsConnect('127.0.0.1', n) || ctx.policy.allowsConnect('::1', n)
-        : ctx.policy.allowsConnect(named, n);
-      if (!allowed) {
-        refuse(this, args, named ?? 'localhost', `${n}`);
+    if (!isConnected(remoteAddress, this)) {
+      const dest = sendDestination(args);
+      if (!allowsSend(ctx, dest)) {
+        refuse(this, args, dest.named ?? 'localhost', `${dest.port}`);
         return;
       }
     }
     ReflectApply(send, this, args);
   });
+}
+
+function hookConnect(ctx: GuardContext, udp: Record<string, unknown>, refuse: Refuse): void {
   const connect = udp['connect'] as Fn;
   pin(udp, 'connect', function guardedUdpConnect(this: dgram.Socket, ...args: unknown[]): void {
     const port = NumberCtor(args[0]);
@@ -87,10 +115,12 @@ export function installDgramHooks(ctx: GuardContext, guardLookup: Fn): void {
     }
     ReflectApply(connect, this, args);
   });
+}
+
+function hookBind(ctx: GuardContext, udp: Record<string, unknown>): void {
   const bind = udp['bind'] as Fn;
   pin(udp, 'bind', function guardedBind(this: dgram.Socket, ...args: unknown[]): dgram.Socket {
-    const first = args[0];
-    const port = typeof first === 'object' && first !== null ? NumberCtor(rec(first)['port'] ?? 0) : typeof first === 'number' || typeof first === 'string' ? NumberCtor(first) : 0;
+    const port = bindPort(args[0]);
     if (!ctx.policy.allowsUdpBind(port)) {
       const err = ctx.deny('bind', `udp:${port}`, `a UDP server on port ${port} is not in the manifest's AllowedUdpServerPorts`);
       process.nextTick(() => this.emit('error', err));
@@ -98,4 +128,13 @@ export function installDgramHooks(ctx: GuardContext, guardLookup: Fn): void {
     }
     return ReflectApply(bind, this, args) as dgram.Socket;
   });
+}
+
+export function installDgramHooks(ctx: GuardContext, guardLookup: Fn): void {
+  hookSocketFactories(guardLookup);
+  const udp = rec(dgram.Socket.prototype);
+  const refuse = refuserFor(ctx);
+  hookSend(ctx, udp, refuse);
+  hookConnect(ctx, udp, refuse);
+  hookBind(ctx, udp);
 }

@@ -97,63 +97,72 @@ export function guardLookupFor(ctx: GuardContext): Fn {
   };
 }
 
-/** Returns the guard's lookup (dgram.ts gives it to every UDP socket). */
-export function installNetHooks(ctx: GuardContext): Fn {
-  const guardLookup = guardLookupFor(ctx);
+interface ConnectRequest { readonly raw: unknown; readonly cb: unknown }
+
+/** net's own forms: (options[, cb]), (port[, host][, cb]), (path[, cb]), and its internal ([options, cb]). */
+function connectRequest(args: unknown[]): ConnectRequest {
+  const first: unknown = args[0];
+  if (ArrayIsArray(first)) return { raw: (first as unknown[])[0], cb: (first as unknown[])[1] };
+  if (typeof first === 'object' && first !== null) return { raw: first, cb: args[1] };
+  if (typeof first === 'string' && RegExpPrototypeExec(DIGITS, first) === null) return { raw: { path: first }, cb: args[1] };
+  return { raw: { port: first, host: typeof args[1] === 'string' ? args[1] : undefined }, cb: lastFunction(args) };
+}
+
+/** The refusal (reported) of a connect that is malformed or not allowed, else undefined. */
+function connectRefusal(ctx: GuardContext, copy: ConnectCopy): GuardianError | undefined {
+  if (!copy.ok) return ctx.deny('connect', copy.target, copy.why);
+  if (!ctx.policy.allowsConnect(copy.host, copy.port)) return ctx.deny('connect', `${copy.host}:${copy.port}`, `connection to ${copy.host}:${copy.port} is not in the manifest's AllowedConnections`);
+  return undefined;
+}
+
+interface ListenTarget { readonly port: number | undefined; readonly path: string | undefined }
+
+/** What a listen(options | path | port, …) asks for: a Unix path, or a port (-1 for a handle or fd, 0 for any). */
+function listenTarget(first: unknown): ListenTarget {
+  if (typeof first === 'object' && first !== null) {
+    const o = rec(first);
+    const p: unknown = o['path'];
+    const n: unknown = o['port'];
+    if (typeof p === 'string') return { port: undefined, path: p };
+    if (n !== undefined) return { port: NumberCtor(n), path: undefined };
+    return { port: o['handle'] !== undefined || o['fd'] !== undefined ? -1 : 0, path: undefined };
+  }
+  if (typeof first === 'string' && RegExpPrototypeExec(DIGITS, first) === null) return { port: undefined, path: first };
+  return { port: typeof first === 'function' || first === undefined ? 0 : NumberCtor(first), path: undefined };
+}
+
+/** The refusal (reported) of a listen that is not allowed, else undefined. */
+function listenRefusal(ctx: GuardContext, target: ListenTarget): GuardianError | undefined {
+  const port = target.port;
+  const path = target.path;
+  if (path !== undefined) return ctx.deny('listen', `unix:${path}`, `a server on the Unix socket ${path}`);
+  if (port === undefined || !ctx.policy.allowsTcpListen(port)) return ctx.deny('listen', `tcp:${String(port)}`, `a TCP server on port ${String(port)} is not in the manifest's AllowedTcpServerPorts`);
+  return undefined;
+}
+
+function hookConnect(ctx: GuardContext, guardLookup: Fn): void {
   const socket = rec(net.Socket.prototype);
   const connect = socket['connect'] as Fn;
   pin(socket, 'connect', function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
-    // net's own forms: (options[, cb]), (port[, host][, cb]), (path[, cb]), and its internal ([options, cb])
-    const first: unknown = args[0];
-    let raw: unknown;
-    let cb: unknown;
-    if (ArrayIsArray(first)) {
-      raw = (first as unknown[])[0];
-      cb = (first as unknown[])[1];
-    } else if (typeof first === 'object' && first !== null) {
-      raw = first;
-      cb = args[1];
-    } else if (typeof first === 'string' && RegExpPrototypeExec(DIGITS, first) === null) {
-      raw = { path: first };
-      cb = args[1];
-    } else {
-      raw = { port: first, host: typeof args[1] === 'string' ? args[1] : undefined };
-      cb = lastFunction(args);
-    }
-    const copy = copyConnectOptions(raw);
-    let refused: GuardianError | undefined;
-    if (!copy.ok) refused = ctx.deny('connect', copy.target, copy.why);
-    else if (!ctx.policy.allowsConnect(copy.host, copy.port)) refused = ctx.deny('connect', `${copy.host}:${copy.port}`, `connection to ${copy.host}:${copy.port} is not in the manifest's AllowedConnections`);
+    const request = connectRequest(args);
+    const copy = copyConnectOptions(request.raw);
+    const refused = connectRefusal(ctx, copy);
     if (refused !== undefined || !copy.ok) {
       const err = refused;
       process.nextTick(() => this.destroy(err));
       return this;
     }
     if (canonicalIp(copy.host) === undefined) copy.options['lookup'] = guardLookup; // the guard resolves allowed names itself
+    const cb = request.cb;
     return ReflectApply(connect, this, typeof cb === 'function' ? [copy.options, cb] : [copy.options]) as net.Socket;
   });
+}
 
+function hookListen(ctx: GuardContext): void {
   const server = rec(net.Server.prototype);
   const listen = server['listen'] as Fn;
   pin(server, 'listen', function guardedListen(this: net.Server, ...args: unknown[]): net.Server {
-    const first = args[0];
-    let port: number | undefined;
-    let path: string | undefined;
-    if (typeof first === 'object' && first !== null) {
-      const o = rec(first);
-      const p: unknown = o['path'];
-      const n: unknown = o['port'];
-      if (typeof p === 'string') path = p;
-      else if (n !== undefined) port = NumberCtor(n);
-      else port = o['handle'] !== undefined || o['fd'] !== undefined ? -1 : 0;
-    } else if (typeof first === 'string' && RegExpPrototypeExec(DIGITS, first) === null) {
-      path = first;
-    } else {
-      port = typeof first === 'function' || first === undefined ? 0 : NumberCtor(first);
-    }
-    let refused: GuardianError | undefined;
-    if (path !== undefined) refused = ctx.deny('listen', `unix:${path}`, `a server on the Unix socket ${path}`);
-    else if (port === undefined || !ctx.policy.allowsTcpListen(port)) refused = ctx.deny('listen', `tcp:${String(port)}`, `a TCP server on port ${String(port)} is not in the manifest's AllowedTcpServerPorts`);
+    const refused = listenRefusal(ctx, listenTarget(args[0]));
     if (refused !== undefined) {
       const err = refused;
       process.nextTick(() => this.emit('error', err));
@@ -161,5 +170,12 @@ export function installNetHooks(ctx: GuardContext): Fn {
     }
     return ReflectApply(listen, this, args) as net.Server;
   });
+}
+
+/** Returns the guard's lookup (dgram.ts gives it to every UDP socket). */
+export function installNetHooks(ctx: GuardContext): Fn {
+  const guardLookup = guardLookupFor(ctx);
+  hookConnect(ctx, guardLookup);
+  hookListen(ctx);
   return guardLookup;
 }
