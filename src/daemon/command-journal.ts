@@ -7,12 +7,12 @@
  * unknown" instead of with the reply). At open the file is read, torn or
  * damaged lines (a power cut in the middle of an append) are skipped and
  * counted, entries past their time are dropped, and the rest is written back
- * compactly (temp file, fsync, rename, fsync of the directory).
+ * compactly through the state directory's one atomic write (`writeFileSafe`).
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { sweepTemps, writeFileSafe } from '../identity/safe-fs.js';
 
 export interface JournalEntry {
   /** `device/name/transaction`. */
@@ -99,22 +99,8 @@ export class CommandJournal {
 
   private rewrite(entries: readonly JournalEntry[]): void {
     this.close();
-    const dir = path.dirname(this.file);
-    const temp = path.join(dir, `.${path.basename(this.file)}.${randomBytes(6).toString('hex')}`);
-    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      writeSync(fd, entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, this.file);
-    const dirFd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    sweepTemps(path.dirname(this.file), path.basename(this.file)); // a rewrite a crash cut short
+    writeFileSafe(this.file, Buffer.from(entries.map((e) => `${JSON.stringify(e)}\n`).join('')), 'replace');
     this.lines = entries.length;
   }
 }
