@@ -43,8 +43,10 @@ export class Forwarder implements Component {
       this.boundary = this.outbox.lastId();
       this.tokens = 0;
       this.lastRefill = performance.now();
-      const { pending } = this.outbox.stats();
-      if (pending > 0) this.log.info({ backlog: pending, drainRatePerS: this.drainRatePerS || 'unlimited' }, 'link up: draining the backlog while live data flows');
+      // What is staged but not committed yet gets an id above the boundary: it is live.
+      const { pending, staged } = this.outbox.stats();
+      const backlog = pending - staged;
+      if (backlog > 0) this.log.info({ backlog, drainRatePerS: this.drainRatePerS || 'unlimited' }, 'link up: draining the backlog while live data flows');
       this.schedule();
     });
     this.schedule();

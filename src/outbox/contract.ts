@@ -44,6 +44,8 @@ export const ALL_IDS: IdRange = { from: 1, to: Number.MAX_SAFE_INTEGER };
 
 export interface OutboxStats {
   readonly pending: number;
+  /** Of `pending`, accepted but not yet committed: they get their ids (above `lastId()`) at the commit. */
+  readonly staged: number;
   readonly inFlight: number;
   readonly dropped: number;
   readonly oldestEnqueuedAt: number | undefined;

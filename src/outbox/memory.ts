@@ -119,7 +119,7 @@ export class MemoryOutbox implements Outbox {
     for (const entry of this.inFlight.values()) {
       if (oldest === undefined || entry.enqueuedAt < oldest) oldest = entry.enqueuedAt;
     }
-    return { pending: this.pendingCount(), inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
+    return { pending: this.pendingCount(), staged: 0, inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
   }
 
   /** The memory store always drops the oldest: it is never full. */

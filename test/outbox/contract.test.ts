@@ -119,7 +119,10 @@ t.test('sqlite: nothing is handed out before it is committed', async (t) => {
   t.teardown(() => box.close());
   box.append(msg('a', 1));
   t.same(box.take(10), [], 'staged, not yet durable');
+  t.match(box.stats(), { pending: 1, staged: 1 }, 'counted as pending and as staged');
+  t.equal(box.lastId(), 0, 'a staged entry has no id yet (the forwarder counts it as live, not backlog)');
   box.flush();
+  t.match(box.stats(), { pending: 1, staged: 0 });
   t.same(seqs(box.take(10)), [1]);
 });
 

@@ -196,7 +196,7 @@ export class SqliteOutbox implements Outbox {
 
   stats(): OutboxStats {
     const oldest = this.rows === 0 ? undefined : (this.requireStatements().oldest.get() as { t: number | null }).t ?? undefined;
-    return { pending: Math.max(0, this.rows - this.inFlight.size - this.acked.length) + this.staged.length, inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
+    return { pending: Math.max(0, this.rows - this.inFlight.size - this.acked.length) + this.staged.length, staged: this.staged.length, inFlight: this.inFlight.size, dropped: this.dropped, oldestEnqueuedAt: oldest };
   }
 
   /** Bytes of payload stored (for the bound and for health). */
