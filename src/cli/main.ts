@@ -10,12 +10,12 @@ import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from '../daemon
 import { FailureStore, LogRing } from '../health/failure-store.js';
 import { armGuard } from '../daemon/guard-arming.js';
 import { loadFirewall, manifestFor } from '../firewall/config-coverage.js';
-import { createLogger } from '../daemon/logger.js';
+import { createLogger, parseLogFormat } from '../daemon/logger.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
 
 Usage:
-  guardian run [--config FILE] [--allow-preload]
+  guardian run [--config FILE] [--allow-preload] [--log-format auto|pretty|json]
                                         run the gateway (default config ${DEFAULT_CONFIG_PATH}); it refuses
                                         code preloaded before its firewall (--import, NODE_OPTIONS) unless
                                         --allow-preload is given
@@ -40,7 +40,8 @@ Usage:
                                         decrypt a verifier's tpm2_makecredential challenge (binds the AK to the EK)
   guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
   guardian status [--config FILE] [--json]  outbox depth and stored failure reports
-  guardian demo [--port N]              run the demo: simulated device + embedded broker, no config
+  guardian demo [--port N] [--log-format auto|pretty|json]
+                                        run the demo: simulated device + embedded broker, no config
   guardian watch [--url URL] [--topic T]  print messages from a broker (default the demo's)
   guardian help | --version
 
@@ -79,6 +80,7 @@ const OPTIONS = {
   pcrs: { type: 'string' },
   out: { type: 'string' },
   'allow-preload': { type: 'boolean' },
+  'log-format': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 function parse(args: string[]) {
@@ -156,10 +158,11 @@ async function statusCommand(values: Values, positionals: string[]): Promise<num
 }
 
 async function run(values: Values, positionals: string[]): Promise<number> {
+  const logFormat = parseLogFormat(values['log-format']);
   const config = await loadConfigFrom(configPath(values, positionals));
   const { manifest, policy } = loadFirewall(config);
   const ring = new LogRing();
-  const log = createLogger(config.gateway.logLevel, undefined, ring);
+  const log = createLogger(config.gateway.logLevel, undefined, ring, logFormat);
   installFatalHandlers(log, config.gateway.stateDir, ring);
   armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
   if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
@@ -176,7 +179,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ['run', run],
   // The demo (with its embedded broker) and watch are loaded only when asked for,
   // so `guardian run` carries neither in memory.
-  ['demo', async (values) => (await import('./demo/demo.js')).runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT'])],
+  ['demo', async (values) => (await import('./demo/demo.js')).runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT'], values['log-format'])],
   ['watch', async (values) => (await import('./watch.js')).watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#')],
 ]);
 

@@ -109,3 +109,15 @@ export function toGuardianError(err: unknown, fallback: ErrorCode = 'GUARDIAN_E_
   const message = err instanceof Error ? err.message : String(err);
   return new GuardianError(fallback, message, context, { cause: err });
 }
+
+/** Codes that mean a bug rather than an operational condition: their logs carry the stack. */
+const UNEXPECTED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['GUARDIAN_E_INTERNAL']);
+
+/**
+ * True for an error Guardian anticipates: a GuardianError with an operational code (a refused
+ * connection, a timeout, a bad command, a policy refusal). Logs show its code and message without
+ * a stack; anything else (a plain Error, GUARDIAN_E_INTERNAL) is logged with its stack.
+ */
+export function isExpected(err: unknown): boolean {
+  return err instanceof GuardianError && !UNEXPECTED_CODES.has(err.code);
+}

@@ -1,22 +1,39 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { serializeError } from './log-error.js';
+import { prettyPrinter, resolveLogFormat, useColor, type LogFormat } from './log-format.js';
+
+export { parseLogFormat, type LogFormat } from './log-format.js';
+
+/** Pretty lines made from each JSON line, written synchronously (a crash's last line is not lost). */
+function prettyDestination(colorize: boolean, out: DestinationStream): DestinationStream {
+  const pretty = prettyPrinter(colorize);
+  return { write: (line: string) => { out.write(pretty(line)); } };
+}
 
 /**
- * Structured JSON logs on stdout (journald keeps them under systemd). Errors are
- * logged as `err` with their code; the hint of a GuardianError rides along.
+ * Logs on stdout: JSON lines (journald keeps them under systemd), or pretty lines for a person
+ * at a terminal (`format`, see log-format.ts; default json). Errors are logged as `err` with
+ * their code, each cause once, and a stack only when the error is unexpected (log-error.ts).
+ * `tee` (the in-memory ring that crash reports quote) always receives the JSON lines.
  */
-export function createLogger(level: string, destination?: DestinationStream, tee?: DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream, tee?: DestinationStream, format: LogFormat = 'json'): Logger {
   const options = {
     level,
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
+    serializers: { err: serializeError },
   };
+  const tty = destination === undefined && process.stdout.isTTY === true;
+  let out = destination;
+  if (resolveLogFormat(format, tty, process.env) === 'pretty') {
+    out = prettyDestination(useColor(tty, process.env), destination ?? pino.destination({ dest: 1, sync: true }));
+  }
   if (tee !== undefined) {
-    // Every line also goes to `tee` (the in-memory ring that crash reports quote).
-    const streams = [{ level: 'trace' as const, stream: destination ?? pino.destination(1) }, { level: 'trace' as const, stream: tee }];
+    const streams = [{ level: 'trace' as const, stream: out ?? pino.destination(1) }, { level: 'trace' as const, stream: tee }];
     return pino(options, pino.multistream(streams));
   }
-  return destination === undefined ? pino(options) : pino(options, destination);
+  return out === undefined ? pino(options) : pino(options, out);
 }
 
 export type { Logger };

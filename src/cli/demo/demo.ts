@@ -7,7 +7,7 @@ import { GuardianError } from '../../core/errors.js';
 import { DemoSimulator } from './simulator.js';
 import { parseConfig } from '../../config/load.js';
 import { Daemon, installFatalHandlers, runUntilSignal } from '../../daemon/daemon.js';
-import { createLogger } from '../../daemon/logger.js';
+import { createLogger, parseLogFormat } from '../../daemon/logger.js';
 import { FailureStore } from '../../health/failure-store.js';
 import { armGuard } from '../../daemon/guard-arming.js';
 import { loadFirewall } from '../../firewall/config-coverage.js';
@@ -85,10 +85,11 @@ export function demoManifestText(ports: { broker: number; simulator: number }): 
  * `guardian demo` (what `npm start` runs): the simulated device, the embedded
  * broker and the gateway in one process, on 127.0.0.1 only.
  */
-export async function runDemo(portArg: string | undefined): Promise<number> {
+export async function runDemo(portArg: string | undefined, logFormat?: string): Promise<number> {
   const requested = parsePort(portArg);
+  const format = parseLogFormat(logFormat);
   const broker = await startBroker(requested);
-  const log = createLogger('info');
+  const log = createLogger('info', undefined, undefined, format);
   const simulator = new DemoSimulator(HOST, await freePort(), (err) => log.debug({ err, component: 'simulator' }, 'simulator connection error'));
   const stateDir = mkdtempSync(join(tmpdir(), 'guardian-demo-')); // the demo's outbox: its own, removed at exit
   try {
