@@ -11,7 +11,7 @@ say() { printf '%s\n' "$*" >&2; }
 fail_setup() { say "test setup FAILED: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 # --- real peers (test/fixtures start them): Debian packages ---
-PACKAGES=(mosquitto mosquitto-clients socat python3-pymodbus openssl systemd faketime nftables iproute2 swtpm swtpm-tools tpm2-tools strace)
+PACKAGES=(mosquitto mosquitto-clients socat python3-pymodbus openssl systemd faketime nftables iproute2 swtpm swtpm-tools tpm2-tools strace bsdutils)
 missing=()
 command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
@@ -23,6 +23,7 @@ command -v swtpm >/dev/null || missing+=(swtpm)
 command -v swtpm_setup >/dev/null || missing+=(swtpm-tools)
 command -v tpm2_createprimary >/dev/null || missing+=(tpm2-tools)
 command -v strace >/dev/null || missing+=(strace)
+command -v script >/dev/null || missing+=(bsdutils) # script: the logger tests' real pseudo-terminal
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 command -v systemd-notify >/dev/null && command -v systemd-analyze >/dev/null || missing+=(systemd)
 /usr/bin/python3 -c 'import pymodbus' 2>/dev/null || missing+=(python3-pymodbus)

@@ -3,6 +3,7 @@ import { Backoff } from '../core/backoff.js';
 import type { BackoffConfig } from '../config/types.js';
 import { GuardianError } from '../core/errors.js';
 import type { Component } from '../core/types.js';
+import { joinOnce } from './log-error.js';
 
 type Status = 'stopped' | 'starting' | 'running' | 'retrying' | 'stopping';
 
@@ -67,7 +68,7 @@ export class Supervisor {
       const err = cause instanceof GuardianError
         ? cause
         : new GuardianError('GUARDIAN_E_COMPONENT_START', `${slot.component.name} did not start: ${(cause as Error).message}`, { component: slot.component.name }, { cause });
-      this.log.error({ err, component: slot.component.name }, `${slot.component.name} did not start: ${err.message}`);
+      this.log.error({ err, component: slot.component.name }, joinOnce(`${slot.component.name} did not start`, err.message)); // the wrapped message says it already
       this.scheduleRetry(slot, err.message);
     }
   }
