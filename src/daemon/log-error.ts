@@ -3,12 +3,14 @@
  * - Each cause is said once: Guardian's messages already quote their cause (`broker X: connect
  *   ECONNREFUSED …`), and pino appended every cause's message again. A cause's message is added
  *   only when the text so far does not contain it.
+ *   A cause's message goes through redactUrl, as every URL Guardian shows does.
  * - An expected error (isExpected: a GuardianError with an operational code) has no `stack`:
  *   a refused connection is not a bug. Anything else keeps its stack, causes included.
  * The shape stays pino's: `type`, `message`, `stack` (when kept), the error's own fields.
  */
 import { pino } from 'pino';
 import { isExpected } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
 
 interface ErrorLike {
   readonly message: string;
@@ -32,7 +34,7 @@ export function messageOnce(err: ErrorLike): string {
   const seen = new Set<unknown>([err]);
   for (let cause = err.cause; isErrorLike(cause) && !seen.has(cause); cause = cause.cause) {
     seen.add(cause);
-    text = joinOnce(text, cause.message);
+    text = joinOnce(text, redactUrl(cause.message)); // a library's message may quote a URL: never its credentials
   }
   return text;
 }

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import t from 'tap';
 import { GuardianError, isExpected, toGuardianError } from '../../src/core/errors.js';
+import { redactUrl } from '../../src/core/redact.js';
 import { messageOnce, serializeError } from '../../src/daemon/log-error.js';
 import { parseLogFormat, resolveLogFormat, useColor } from '../../src/daemon/log-format.js';
 import { createLogger } from '../../src/daemon/logger.js';
@@ -74,6 +75,13 @@ t.test('a cause the message does not quote is appended once', async (t) => {
   const cause = await refused();
   const err = new GuardianError('GUARDIAN_E_MODBUS_CONNECT', 'cannot open bus plc', {}, { cause });
   t.equal(messageOnce(err), `cannot open bus plc: ${cause.message}`);
+});
+
+t.test('a cause that quotes a URL with credentials: redacted like the wrapped message, said once', async (t) => {
+  const cause = new Error('connect to mqtt://user:s3cret@broker.invalid:1883 failed');
+  const err = new GuardianError('GUARDIAN_E_MQTT_CONNECT', `broker mqtt://broker.invalid:1883: ${redactUrl(cause.message)}`, {}, { cause });
+  t.equal(messageOnce(err), err.message);
+  t.notMatch(messageOnce(new GuardianError('GUARDIAN_E_MQTT_CONNECT', 'broker unreachable', {}, { cause })), /s3cret/);
 });
 
 t.test('unexpected errors keep their stack: a plain Error, a TypeError, GUARDIAN_E_INTERNAL', async (t) => {
