@@ -21,11 +21,17 @@ function isErrorLike(value: unknown): value is ErrorLike {
   return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string';
 }
 
-/** `a` and `b` joined with ': ', unless one already contains the other (then the longer one). */
+/**
+ * `a` and `b` joined with ': ', each part once: when one contains the other, the longer one;
+ * when `a` ends with the first parts of `b` (`device X: cannot open bus` and `cannot open bus:
+ * ECONNREFUSED`), `a` and the rest of `b`.
+ */
 export function joinOnce(a: string, b: string): string {
   if (b === '' || a.includes(b)) return a;
   if (a === '' || b.includes(a)) return b;
-  return `${a}: ${b}`;
+  let overlap = 0;
+  for (let k = b.indexOf(': '); k > 0; k = b.indexOf(': ', k + 1)) if (a.endsWith(b.slice(0, k))) overlap = k;
+  return overlap > 0 ? a + b.slice(overlap) : `${a}: ${b}`;
 }
 
 /** The error's message followed by each cause's message that it does not already contain. */

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { GuardianError, isExpected, toGuardianError } from '../../src/core/errors.js';
 import { redactUrl } from '../../src/core/redact.js';
-import { messageOnce, serializeError } from '../../src/daemon/log-error.js';
+import { joinOnce, messageOnce, serializeError } from '../../src/daemon/log-error.js';
 import { parseLogFormat, resolveLogFormat, useColor } from '../../src/daemon/log-format.js';
 import { createLogger } from '../../src/daemon/logger.js';
 import { freePort } from '../fixtures/ports.js';
@@ -69,6 +69,16 @@ t.test('toGuardianError of a DNS failure: the message is the cause, said once', 
   const message = String(lines()[0]?.err?.['message']);
   t.equal(message, cause.message);
   t.equal(count(message, 'broker.invalid'), 1);
+});
+
+t.test('joinOnce: contained, overlapping and separate texts', async (t) => {
+  t.equal(joinOnce('device press: cannot open bus', 'cannot open bus'), 'device press: cannot open bus');
+  t.equal(joinOnce('cannot open bus', 'cannot open bus: connect ECONNREFUSED'), 'cannot open bus: connect ECONNREFUSED');
+  t.equal(joinOnce('device press: cannot open bus', 'cannot open bus: connect ECONNREFUSED'), 'device press: cannot open bus: connect ECONNREFUSED');
+  t.equal(joinOnce('a: b', 'b: c: d'), 'a: b: c: d');
+  t.equal(joinOnce('write denied', 'timeout'), 'write denied: timeout');
+  t.equal(joinOnce('', 'x'), 'x');
+  t.equal(joinOnce('x', ''), 'x');
 });
 
 t.test('a cause the message does not quote is appended once', async (t) => {
@@ -167,12 +177,14 @@ t.test('a pretty line of an unexpected error carries its stack, indented', async
 /** Distinct words: no one is a substring of another (a fixed-width number in brackets). */
 const word = (i: number): string => `<w${String(i).padStart(3, '0')}>`;
 
-t.test('property: each distinct cause text appears once in err.message, however the chain quotes it', async (t) => {
+t.test('property: each distinct cause text appears once in err.message and in the pretty line, however the chain quotes it', async (t) => {
   const seed = Number(process.env['FC_SEED'] ?? Date.now() % 2 ** 31);
   // a chain, innermost first: each link either quotes its cause (`prefix: cause`), repeats it
-  // verbatim (toGuardianError), or says something of its own
+  // verbatim (toGuardianError), or says something of its own; the log call's msg is the
+  // error's message, a prefix of it, or its own text
   const link = fc.record({ kind: fc.constantFrom('quote', 'same', 'own'), guardian: fc.boolean() });
-  const prop = fc.property(fc.array(link, { minLength: 1, maxLength: 6 }), (links) => {
+  const msgKind = fc.constantFrom('same', 'prefix', 'own');
+  const prop = fc.property(fc.array(link, { minLength: 1, maxLength: 6 }), msgKind, (links, msg) => {
     let err: Error = new Error(word(0));
     const texts = [word(0)];
     links.forEach((l, i) => {
@@ -181,10 +193,14 @@ t.test('property: each distinct cause text appears once in err.message, however 
       if (l.kind !== 'same') texts.push(own);
       err = l.guardian ? new GuardianError('GUARDIAN_E_MODBUS_CONNECT', message, {}, { cause: err }) : new Error(message, { cause: err });
     });
-    const { log, lines } = memoryLogger('json');
-    log.warn({ err }, 'x');
-    const rendered = String(lines()[0]?.err?.['message']);
-    return texts.every((w) => count(rendered, w) === 1);
+    const logged = msg === 'same' ? err.message : msg === 'prefix' ? `${word(900)}: ${err.message}` : word(900);
+    const json = memoryLogger('json');
+    json.log.warn({ err }, logged);
+    const pretty = memoryLogger('pretty');
+    pretty.log.warn({ err }, logged);
+    const rendered = String(json.lines()[0]?.err?.['message']);
+    const line = pretty.text().split('\n')[0] ?? ''; // the event line (a stack, for the unexpected, follows it)
+    return texts.every((w) => count(rendered, w) === 1 && count(line, w) === 1) && (msg === 'same' || count(line, word(900)) === 1);
   });
   try {
     fc.assert(prop, { seed, numRuns: 300 });
