@@ -7,7 +7,6 @@
 
 const WS = new Set([' ', '\t', '\n', '\r']);
 const ESCAPES = new Set(['"', '\\', '/', 'b', 'f', 'n', 'r', 't']);
-const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
 class Scanner {
   i = 0;
@@ -27,8 +26,11 @@ class Scanner {
       if (c !== '\\') { this.i++; continue; }
       const e = this.text[this.i + 1] ?? '';
       if (ESCAPES.has(e)) this.i += 2;
-      else if (e === 'u' && /^[0-9A-Fa-f]{4}$/.test(this.text.slice(this.i + 2, this.i + 6))) this.i += 6;
-      else { this.i++; return false; }
+      else if (e === 'u') {
+        const hex = /^[0-9A-Fa-f]{0,4}/.exec(this.text.slice(this.i + 2, this.i + 6))?.[0].length ?? 0;
+        this.i += 2 + hex; // a short escape stops at its first non-hex digit
+        if (hex < 4) return false;
+      } else { this.i++; return false; }
     }
   }
 
@@ -60,12 +62,40 @@ class Scanner {
     if (c === '{') return this.container('}');
     if (c === '[') return this.container(']');
     if (c === '"') return this.string();
-    for (const literal of ['true', 'false', 'null']) {
-      if (this.text.startsWith(literal, this.i)) { this.i += literal.length; return true; }
+    const literal = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : undefined;
+    if (literal !== undefined) return this.literal(literal);
+    return this.number();
+  }
+
+  /** A literal, char by char: a mismatch is where it stops (as V8 reports it). */
+  literal(word: string): boolean {
+    for (const ch of word) {
+      if (this.text[this.i] !== ch) return false;
+      this.i++;
     }
-    NUMBER.lastIndex = this.i;
-    if (!NUMBER.test(this.text)) return false;
-    this.i = NUMBER.lastIndex;
+    return true;
+  }
+
+  digits(): boolean {
+    const start = this.i;
+    while (/[0-9]/.test(this.text[this.i] ?? '')) this.i++;
+    return this.i > start;
+  }
+
+  /** `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` */
+  number(): boolean {
+    if (this.text[this.i] === '-') this.i++;
+    if (this.text[this.i] === '0') this.i++;
+    else if (!this.digits()) return false;
+    if (this.text[this.i] === '.') {
+      this.i++;
+      if (!this.digits()) return false;
+    }
+    if (this.text[this.i] === 'e' || this.text[this.i] === 'E') {
+      this.i++;
+      if (this.text[this.i] === '+' || this.text[this.i] === '-') this.i++;
+      if (!this.digits()) return false;
+    }
     return true;
   }
 }
