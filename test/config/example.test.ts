@@ -84,3 +84,16 @@ t.test('the demo templates are not configs: no *.yaml in config/ but the example
   t.equal(filled.code, 0, filled.stderr);
   t.equal(filled.stdout, `${config}: OK (1 buses, 1 devices, 9 points)\n`);
 });
+
+t.test('the README\'s check-config example is what the CLI prints', async (t) => {
+  const readme = readFileSync('README.md', 'utf8');
+  const m = /\$ cat bad\.yaml\n([\s\S]*?)\$ guardian check-config bad\.yaml\n([\s\S]*?)```/.exec(readme);
+  t.ok(m, 'the README has the example');
+  const dir = mkdtempSync(path.join(tmpdir(), 'guardian-readme-'));
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }); });
+  const file = path.join(dir, 'bad.yaml');
+  writeFileSync(file, m?.[1] ?? '');
+  const res = await runCli(['check-config', file]);
+  t.equal(res.code, 1);
+  t.equal(res.stderr.replaceAll(file, 'bad.yaml'), m?.[2] ?? '');
+});
