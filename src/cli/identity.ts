@@ -104,10 +104,35 @@ async function installCert({ identity, file, io }: Ctx): Promise<number> {
   return 0;
 }
 
+/**
+ * IoT Hub symmetric keys are 16-64 bytes: the bounds the Azure IoT SDKs check
+ * (azure-iot-sdk-java, service/iot-service-client …/auth/SymmetricKey.java:
+ * MinKeyLengthInBytes = 16, MaxKeyLengthInBytes = 64, requirement
+ * SRS_SERVICE_SDK_JAVA_SYMMETRICKEY_12_001); the keys the hub generates are 32 bytes.
+ */
+export const SAS_KEY_BYTES = { min: 16, max: 64 } as const;
+
+const keyInput = (why: string): GuardianError =>
+  new GuardianError('GUARDIAN_E_KEYSTORE_INPUT', `identity import-sas-key: ${why}; paste the primary or secondary key exactly as the IoT Hub shows it (base64), on stdin`);
+
+/** The key from its base64 text (one trailing newline allowed); a message never contains the key. */
+export function sasKeyFromText(raw: string): Buffer {
+  const text = raw.replace(/\r?\n$/, '');
+  if (text.trim() === '') throw keyInput('nothing was read from stdin');
+  if (/\s/.test(text)) throw keyInput('the key has white space in it (a line break, a space or a tab)');
+  if (/[-_]/.test(text)) throw keyInput("the key uses the base64url alphabet ('-', '_'); the hub's keys are plain base64 ('+', '/')");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw keyInput(`the key has characters base64 does not use, or '=' before its end (${text.length} characters read)`);
+  if (text.length % 4 !== 0) throw keyInput(`the key's length (${text.length} characters) is not a multiple of 4: padding ('=') is missing or a character is`);
+  const key = Buffer.from(text, 'base64');
+  if (key.toString('base64') !== text) throw keyInput('the key is not canonical base64 (its last character before the padding carries bits that are not zero): a character is wrong');
+  if (key.length < SAS_KEY_BYTES.min || key.length > SAS_KEY_BYTES.max) {
+    throw keyInput(`the key decodes to ${key.length} bytes; an IoT Hub symmetric key is ${SAS_KEY_BYTES.min}-${SAS_KEY_BYTES.max} bytes (the hub's own are 32)`);
+  }
+  return key;
+}
+
 async function importSasKey({ identity, store, io }: Ctx): Promise<number> {
-  const text = (await io.readStdin()).toString().trim();
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw usage('identity import-sas-key reads the base64 key (as the IoT Hub shows it) from stdin');
-  await identity.importSasKey(Buffer.from(text, 'base64'));
+  await identity.importSasKey(sasKeyFromText((await io.readStdin()).toString('utf8')));
   io.out(`imported the SAS key into the ${store.backend} key store\n`);
   return 0;
 }

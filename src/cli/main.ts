@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino } from 'pino';
 import type { GatewayConfig } from '../config/types.js';
 import { GuardianError, toGuardianError } from '../core/errors.js';
-import { countProblems, ProblemListError } from '../core/problems.js';
+import { countProblems, ProblemListError, shownProblems } from '../core/problems.js';
 import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { DEFAULT_MANIFEST_PATH } from '../firewall/manifest.js';
 import { DEFAULT_CONFIG_PATH } from '../config/error.js';
@@ -54,7 +54,7 @@ function configPath(values: { config?: string | undefined }, positionals: string
 function printError(err: unknown): void {
   if (err instanceof ProblemListError) {
     process.stderr.write(`guardian: ${err.code}: ${err.source} has ${countProblems(err.problems.length)}:\n`);
-    for (const line of err.problems) process.stderr.write(`${line}\n`);
+    for (const line of shownProblems(err.problems)) process.stderr.write(`${line}\n`);
     return;
   }
   const e = toGuardianError(err);

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
-import { parseDocument } from 'yaml';
 import type {
   BackoffConfig, BusConfig, DeviceConfig, GatewayConfig, MqttConfig, PointConfig,
 } from './types.js';
@@ -11,6 +10,7 @@ import { redactUrl } from '../core/redact.js';
 import { ConfigError } from './error.js';
 import { formatSchemaError } from '../core/schema-errors.js';
 import { semanticErrors } from './semantic.js';
+import { formatOf, readConfigText, type ConfigFormat } from './source.js';
 
 export const SCHEMA_URL = new URL('../../config/guardian.schema.json', import.meta.url);
 
@@ -39,27 +39,31 @@ function migrate(doc: unknown): unknown {
   return current;
 }
 
+/** `line L, column C: …` problems in file order, the ones without a line first. */
+function byPosition(problems: readonly string[]): string[] {
+  const key = (p: string): [number, number] => {
+    const m = /^line (\d+), column (\d+): /.exec(p);
+    return m === null ? [0, 0] : [Number(m[1]), Number(m[2])];
+  };
+  return [...problems].map((p, i) => ({ p, i, k: key(p) }))
+    .sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || a.i - b.i).map((x) => x.p);
+}
+
 /**
- * Parse and validate config text. Throws GUARDIAN_E_CONFIG_PARSE or
- * GUARDIAN_E_CONFIG_INVALID with every problem in `err.problems`.
+ * Parse and validate config text: JSON when `format` (by default: `source`
+ * ends in `.json`) says so, else YAML. Throws GUARDIAN_E_CONFIG_PARSE or
+ * GUARDIAN_E_CONFIG_INVALID with every problem in `err.problems`, each
+ * `line L, column C: <path>: <problem>` where the path is in the file.
  */
-export function parseConfig(text: string, source = '<config>'): GatewayConfig {
-  const yamlDoc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (yamlDoc.errors.length > 0) {
-    const problems = yamlDoc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      const what = (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, '');
-      return `${pos === undefined ? '(root)' : `line ${pos.line}, column ${pos.col}`}: ${what}`;
-    });
-    throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, problems);
-  }
-  const doc = migrate(yamlDoc.toJS() as unknown);
+export function parseConfig(text: string, source = '<config>', format: ConfigFormat = formatOf(source)): GatewayConfig {
+  const { data, locate } = readConfigText(text, source, format);
+  const doc = migrate(data);
   const semantic = semanticErrors(doc); // before ajv fills in defaults: these rules look at what the user wrote
   const check = validate(doc);
   // a schema problem quotes the value it is about: never a URL's password (semantic.ts redacts its own)
   const schemaProblems = (check.errors ?? []).map((e) => formatSchemaError(typeof e.data === 'string' ? { ...e, data: redactUrl(e.data) } : e));
-  const problems = [...schemaProblems, ...semantic];
-  if (problems.length > 0) throw new ConfigError('GUARDIAN_E_CONFIG_INVALID', source, [...new Set(problems)]);
+  const problems = [...new Set([...schemaProblems, ...semantic])].map(locate);
+  if (problems.length > 0) throw new ConfigError('GUARDIAN_E_CONFIG_INVALID', source, byPosition(problems));
   return deepFreeze(normalize(doc as Rec));
 }
 

@@ -4,6 +4,7 @@
  * once; each check guards its own shape, since the schema may have failed too.
  */
 import { hasUserinfo, redactUrl } from '../core/redact.js';
+import { hostProblem, parseBrokerUrl, placeholderIn, placeholderProblem } from '../core/endpoint.js';
 import { joinPath } from '../core/schema-errors.js';
 import { interFrameSilenceMs, type SerialFraming } from '../core/serial-timing.js';
 
@@ -31,13 +32,40 @@ function checkBrokerUrl(url: string, path: string, out: string[]): void {
   if (hasUserinfo(url)) {
     out.push(`${path}: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}; use upstream.mqtt.username with upstream.mqtt.sas, or a client certificate (upstream.mqtt.tls) (got '${redactUrl(url)}')`);
   }
-  if (/^[^?#]*:\/\/[^?#]*[?#]/.test(url)) out.push(`${path}: must not have a query or fragment ('?…', '#…'): ${NO_CREDENTIALS}`);
+  else if (/^[^?#]*:\/\/[^?#]*[?#]/.test(url)) out.push(`${path}: must not have a query or fragment ('?…', '#…'): ${NO_CREDENTIALS}`);
+  else if (placeholderIn(url) === undefined) { // a placeholder is reported by checkPlaceholders
+    const parsed = parseBrokerUrl(url);
+    if (!parsed.ok) out.push(`${path}: ${parsed.problem} (got '${redactUrl(url)}')`);
+  }
 }
 
 /** A host name or `host/path` with no scheme (IoT Hub resource, Modbus TCP host): no '@' before the path. */
 function checkNoUserinfo(value: unknown, path: string, out: string[]): void {
   if (typeof value === 'string' && (value.split('/')[0] ?? '').includes('@')) {
     out.push(`${path}: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}`);
+  }
+}
+
+/** A Modbus TCP host: a host name or an IP literal, no credentials (a placeholder is reported by checkPlaceholders). */
+function checkHost(value: unknown, path: string, out: string[]): void {
+  if (typeof value !== 'string' || value === '' || placeholderIn(value) !== undefined) return;
+  if ((value.split('/')[0] ?? '').includes('@')) {
+    checkNoUserinfo(value, path, out);
+    return;
+  }
+  const problem = hostProblem(value);
+  if (problem !== undefined) out.push(`${path}: ${problem}`);
+}
+
+/** Every string with a `${…}` in it: Guardian reads its config as written. */
+function checkPlaceholders(value: unknown, path: string, out: string[]): void {
+  if (typeof value === 'string') {
+    const placeholder = placeholderIn(value);
+    if (placeholder !== undefined) out.push(`${path}: ${placeholderProblem(placeholder)}`);
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => { checkPlaceholders(v, joinPath(path, i), out); });
+  } else if (isRec(value)) {
+    for (const [k, v] of Object.entries(value)) checkPlaceholders(v, joinPath(path, k), out);
   }
 }
 
@@ -118,8 +146,9 @@ function checkBus(bus: Rec, path: string, out: string[]): void {
     if ('host' in bus) out.push(`${joinPath(path, 'host')}: only applies to tcp buses`);
   } else if (bus['type'] === 'tcp' || bus['type'] === 'rtu-over-tcp') {
     if (!('host' in bus)) out.push(`${joinPath(path, 'host')}: is required for type '${bus['type']}'`);
-    checkNoUserinfo(bus['host'], joinPath(path, 'host'), out);
-    if ('port' in bus && !(Number.isInteger(bus['port']) && Number(bus['port']) >= 1 && Number(bus['port']) <= 65535)) {
+    checkHost(bus['host'], joinPath(path, 'host'), out);
+    const port = bus['port'];
+    if (port !== undefined && !(Number.isInteger(port) && Number(port) >= 1 && Number(port) <= 65535) && !(typeof port === 'string' && placeholderIn(port) !== undefined)) {
       out.push(`${joinPath(path, 'port')}: must be a TCP port 1-65535 for type '${bus['type']}'`);
     }
     for (const key of ['baudRate', 'parity', 'dataBits', 'stopBits']) {
@@ -155,6 +184,7 @@ function checkBus(bus: Rec, path: string, out: string[]): void {
 export function semanticErrors(doc: unknown): string[] {
   const out: string[] = [];
   if (!isRec(doc)) return out;
+  checkPlaceholders(doc, '(root)', out);
   const outbox = doc['outbox'];
   if (isRec(outbox) && outbox['policy'] === 'stop-polling' && outbox['store'] === 'memory') {
     out.push("outbox.policy: 'stop-polling' needs store 'sqlite' (the memory store always drops the oldest)");

@@ -14,7 +14,7 @@ interface ErrorSpec {
 export const ErrorCodes = {
   GUARDIAN_E_USAGE: { hint: 'The command line is wrong; run `guardian help`.', transient: false },
   GUARDIAN_E_CONFIG_READ: { hint: 'The config file cannot be read; check the path and its permissions.', transient: false },
-  GUARDIAN_E_CONFIG_PARSE: { hint: 'The config file is not valid YAML; fix the syntax at the line shown.', transient: false },
+  GUARDIAN_E_CONFIG_PARSE: { hint: 'The config file is not valid YAML (or, for a .json file, JSON), repeats a key, or is empty; fix it at the line and column shown.', transient: false },
   GUARDIAN_E_CONFIG_INVALID: { hint: 'The config does not match the schema; fix every path listed.', transient: false },
   GUARDIAN_E_MANIFEST_READ: { hint: 'The manifest file cannot be read; check the path and its permissions.', transient: false },
   GUARDIAN_E_MANIFEST_PARSE: { hint: 'The manifest is not valid JSON or repeats a key; fix it at the position shown.', transient: false },

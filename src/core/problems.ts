@@ -11,8 +11,17 @@ export class ProblemListError<C extends ErrorCode = ErrorCode> extends GuardianE
   declare readonly code: C;
 
   constructor(code: C, readonly source: string, readonly problems: readonly string[]) {
-    super(code, `${source}: ${countProblems(problems.length)}\n${problems.join('\n')}`, { path: source });
+    super(code, `${source}: ${countProblems(problems.length)}\n${shownProblems(problems).join('\n')}`, { path: source });
   }
+}
+
+/** At most this many problems are shown; the rest are counted (`… and 7 more`). */
+export const SHOWN_PROBLEMS = 20;
+
+/** The problems a person reads: the first SHOWN_PROBLEMS, then `… and N more` when there are more. */
+export function shownProblems(problems: readonly string[], max = SHOWN_PROBLEMS): string[] {
+  if (problems.length <= max) return [...problems];
+  return [...problems.slice(0, max), `… and ${problems.length - max} more`];
 }
 
 /** `1 problem`, `3 problems`. */

@@ -20,7 +20,6 @@ const friendlyPatterns: Record<string, string> = {
   '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$': "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
   '^[^#+\\s]+$': "must not contain '#', '+' or white space",
   '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$': 'must be a GUID like 6f1c3b5e-2d4a-4c8b-9e7f-0a1b2c3d4e5f',
-  '^(mqtt|mqtts|tcp|tls|ssl)://[^\\s/]+(:[0-9]{1,5})?/?$': 'must be a broker URL like mqtt://host:1883 or mqtts://host:8883',
   '^(sha1|sha256|sha384|sha512):[0-9]{1,2}(,[0-9]{1,2})*(\\+(sha1|sha256|sha384|sha512):[0-9]{1,2}(,[0-9]{1,2})*)*$': 'must be a PCR selection like sha256:0,1,2,3,4,5,6,7',
 };
 

@@ -111,8 +111,8 @@ t.test('run with a bad or missing config reports like check-config and exits 1',
   t.equal(res.code, 1);
   t.equal(res.stderr, [
     `guardian: GUARDIAN_E_CONFIG_INVALID: ${file} has 2 problems:`,
-    'gateway.colour: unknown key',
-    'buses: must have at least 1 item',
+    'line 4, column 3: gateway.colour: unknown key',
+    'line 8, column 1: buses: must have at least 1 item',
     '',
   ].join('\n'));
   const missing = await runCli(['run', '--config', `${file}.nope`]);

@@ -9,6 +9,9 @@ import { runCli } from '../fixtures/cli.js';
 
 type Doc = Record<string, unknown>;
 
+/** A problem without its `line L, column C: ` prefix (test/config/positions.test.ts checks those). */
+const unplaced = (p: string): string => p.replace(/^line \d+, column \d+: /, '');
+
 function base(): Doc {
   return {
     version: 1,
@@ -78,7 +81,7 @@ const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
   { name: 'negative address', mutate: (d) => { point(d, 0)['address'] = -1; }, expect: ['buses[0].devices[0].points[0].address: must be >= 0 (got -1)'] },
   { name: 'address as a string', mutate: (d) => { point(d, 0)['address'] = '40001'; }, expect: ["buses[0].devices[0].points[0].address: must be integer (got '40001')"] },
   { name: 'request size above the protocol limit', mutate: (d) => { device(d, 0)['maxRegistersPerRequest'] = 126; }, expect: ['buses[0].devices[0].maxRegistersPerRequest: must be <= 125 (got 126)'] },
-  { name: 'bad broker url', mutate: (d) => { mqtt(d)['url'] = 'http://broker'; }, expect: ["upstream.mqtt.url: must be a broker URL like mqtt://host:1883 or mqtts://host:8883 (got 'http://broker')"] },
+  { name: 'bad broker url', mutate: (d) => { mqtt(d)['url'] = 'http://broker'; }, expect: ["upstream.mqtt.url: unsupported scheme 'http://' (mqtt, tcp; mqtts, tls, ssl for TLS); write it like mqtt://host:1883 or mqtts://host:8883 (got 'http://broker')"] },
   { name: 'mqtts without a pinned CA', mutate: (d) => { mqtt(d)['url'] = 'mqtts://broker:8883'; }, expect: ['upstream.mqtt.tls: is required for mqtts:// (the broker CA is pinned)'] },
   { name: 'tls on a plain url', mutate: (d) => { mqtt(d)['tls'] = { ca: '/ca.pem' }; }, expect: ["upstream.mqtt.tls: needs an mqtts:// url (got 'mqtt://127.0.0.1:1883')"] },
   { name: 'client cert without key', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', cert: '/c' } }); }, expect: ['upstream.mqtt.tls: cert and key must be given together'] },
@@ -99,7 +102,6 @@ const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
     name: 'an unencoded password that also breaks the url pattern is not echoed either',
     mutate: (d) => { mqtt(d)['url'] = "mqtts://gw:pa/ss w'rd@broker:8883"; mqtt(d)['tls'] = { ca: '/ca.pem' }; },
     expect: [
-      "upstream.mqtt.url: must be a broker URL like mqtt://host:1883 or mqtts://host:8883 (got 'mqtts://***@broker:8883')",
       `upstream.mqtt.url: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}; use upstream.mqtt.username with upstream.mqtt.sas, or a client certificate (upstream.mqtt.tls) (got 'mqtts://***@broker:8883')`,
     ],
   },
@@ -159,7 +161,8 @@ t.test('bad configs: each gives exactly its error lines', async (t) => {
     c.mutate(doc);
     const err = t.throws(() => parseConfig(stringify(doc)), c.name) as ConfigError;
     t.equal(err.code, 'GUARDIAN_E_CONFIG_INVALID', c.name);
-    t.same([...err.problems].sort(), [...c.expect].sort(), c.name);
+    t.same(err.problems.map(unplaced).sort(), [...c.expect].sort(), c.name);
+    t.ok(err.problems.every((p) => /^line \d+, column \d+: /.test(p)), `${c.name}: every problem has its line`);
   }
 });
 
@@ -186,14 +189,9 @@ t.test('guardian check-config prints every problem and exits non-zero', async (t
     t.equal(res.code, 1, `${c.name}: exit code`);
     const lines = res.stderr.trimEnd().split('\n');
     t.equal(lines[0], `guardian: GUARDIAN_E_CONFIG_INVALID: ${file} has ${c.expect.length} problem${c.expect.length === 1 ? '' : 's'}:`, c.name);
-    t.same(lines.slice(1).sort(), [...c.expect].sort(), `${c.name}: error lines`);
+    t.same(lines.slice(1).map(unplaced).sort(), [...c.expect].sort(), `${c.name}: error lines`);
   }
   const missing = await runCli(['check-config', join(dir, 'nope.yaml')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /^guardian: GUARDIAN_E_CONFIG_READ: cannot read config .*nope\.yaml/);
-});
-
-t.test('the shipped example and demo configs are valid', async (t) => {
-  const res = await runCli(['check-config', 'config/example.yaml']);
-  t.equal(res.code, 0, res.stderr);
 });

@@ -14,8 +14,9 @@ import { loadFirewall } from '../../firewall/config-coverage.js';
 
 const HOST = '127.0.0.1';
 const DEFAULT_BROKER_PORT = 1883;
-export const DEMO_CONFIG_URL = new URL('../../../config/demo.yaml', import.meta.url);
-export const DEMO_MANIFEST_URL = new URL('../../../config/demo.app_manifest.json', import.meta.url);
+/** Templates, not configs (their `${…}` are filled in here): named so that nobody takes them for one. */
+export const DEMO_CONFIG_URL = new URL('../../../config/demo.guardian.yaml.tmpl', import.meta.url);
+export const DEMO_MANIFEST_URL = new URL('../../../config/demo.app_manifest.json.tmpl', import.meta.url);
 
 function listen(server: Server, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -95,7 +96,7 @@ export async function runDemo(portArg: string | undefined, logFormat?: string): 
   try {
     await simulator.start();
     const ports = { broker: broker.port, simulator: simulator.port };
-    const config = parseConfig(demoConfigText(ports, stateDir), 'config/demo.yaml');
+    const config = parseConfig(demoConfigText(ports, stateDir), 'config/demo.guardian.yaml.tmpl', 'yaml');
     writeFileSync(config.firewall.manifest, demoManifestText(ports));
     const { manifest, policy } = loadFirewall(config);
     const url = `mqtt://${HOST}:${broker.port}`;

@@ -43,7 +43,7 @@ void t.test('the loader refuses credentials in the broker URL, whatever the pass
   for (const pw of [PASSWORD, `${PASSWORD}@x`, `${PASSWORD}/x`, `${PASSWORD} x'y`, `${PASSWORD}:%40`]) {
     const err = t.throws(() => parseConfig(doc(`mqtt://guardian:${pw}@broker:1883`))) as ConfigError;
     t.equal(err.code, 'GUARDIAN_E_CONFIG_INVALID', `password ${JSON.stringify(pw)}: refused`);
-    t.ok(err.problems.some((p) => p.startsWith("upstream.mqtt.url: must not contain a user name or password ('user:pass@')")), 'the problem names the path and says why');
+    t.ok(err.problems.some((p) => p.replace(/^line \d+, column \d+: /, '').startsWith("upstream.mqtt.url: must not contain a user name or password ('user:pass@')")), 'the problem names the path and says why');
     t.notOk(JSON.stringify({ message: err.message, problems: err.problems, context: err.context }).includes(PASSWORD), 'the error does not contain the password');
   }
 });
