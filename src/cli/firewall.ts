@@ -65,7 +65,7 @@ export async function resolveAtStart(manifest: Manifest, source: string, allowUn
   const { resolved, failed } = await lookupHosts(manifest);
   if (failed.size > 0) {
     const names = [...failed].map(([host, reason]) => `${host} (${reason})`).join(', ');
-    throw new GuardianError('GUARDIAN_E_FIREWALL_UNRESOLVED', `${source}: ${failed.size === 1 ? 'a host name does not resolve' : 'host names do not resolve'}: ${names}; its rules would be missing`, { hosts: [...failed.keys()].join(' '), manifest: source });
+    throw new GuardianError('GUARDIAN_E_FIREWALL_UNRESOLVED', `${source}: ${failed.size === 1 ? 'a host name does not resolve' : 'host names do not resolve'}: ${names}; ${failed.size === 1 ? 'its' : 'their'} rules would be missing`, { hosts: [...failed.keys()].join(' '), manifest: source });
   }
   return resolved;
 }
