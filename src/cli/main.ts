@@ -1,4 +1,3 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino } from 'pino';
 import type { GatewayConfig } from '../config/types.js';
 import { GuardianError, toGuardianError } from '../core/errors.js';
@@ -7,45 +6,13 @@ import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { DEFAULT_MANIFEST_PATH } from '../firewall/manifest.js';
 import { DEFAULT_CONFIG_PATH } from '../config/error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from '../daemon/daemon.js';
+import { parseCommand, type CommandSpec, type Values } from './args.js';
+import { commandSpec, GROUPS } from './commands.js';
+import { commandUsage, groupUsage, helpFor, overview, unknownCommand } from './usage.js';
 import { FailureStore, LogRing } from '../health/failure-store.js';
 import { armGuard } from '../daemon/guard-arming.js';
 import { loadFirewall, manifestFor } from '../firewall/config-coverage.js';
 import { createLogger, parseLogFormat } from '../daemon/logger.js';
-
-const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
-
-Usage:
-  guardian run [--config FILE] [--allow-preload] [--log-format auto|pretty|json]
-                                        run the gateway (default config ${DEFAULT_CONFIG_PATH}); it refuses
-                                        code preloaded before its firewall (--import, NODE_OPTIONS) unless
-                                        --allow-preload is given
-  guardian check-config [FILE]          validate a config; prints every problem, exits 1 if any
-  guardian check-manifest [FILE]        validate an app_manifest.json (default ${DEFAULT_MANIFEST_PATH})
-  guardian firewall render --nftables [--manifest FILE] [--user U | --cgroup PATH]
-                                        print the nftables ruleset the manifest allows
-  guardian firewall render --systemd [--manifest FILE]
-                                        print the systemd drop-in (IPAddressAllow, SocketBindAllow, DeviceAllow)
-  guardian firewall apply [--manifest FILE] [--watch [--interval S]]
-                                        load the ruleset (root); --watch keeps its host-name sets current
-  guardian firewall init [--config FILE]  print a manifest that allows what the config uses
-  guardian identity init [--config FILE]   provision the key store (TPM, or the simulated Pluton store) and the device keys
-  guardian identity show [--json]         device id, backend, public keys, fingerprints, certificates
-  guardian identity csr --subject DN [--key identity|tls]
-                                        print a PKCS#10 request signed by that key
-  guardian identity install-cert FILE     store the certificate issued for the identity or TLS key (checked against it)
-  guardian identity import-sas-key        read the IoT Hub symmetric key (base64) from stdin into the key store
-  guardian identity attest --nonce HEX [--pcrs SEL] [--out DIR]
-                                        a TPM quote over the PCRs with the verifier's nonce, the EK and its certificate
-  guardian identity activate-credential FILE
-                                        decrypt a verifier's tpm2_makecredential challenge (binds the AK to the EK)
-  guardian plan [--config FILE]         print the Modbus request plan (register coalescing)
-  guardian status [--config FILE] [--json]  outbox depth and stored failure reports
-  guardian demo [--port N] [--log-format auto|pretty|json]
-                                        run the demo: simulated device + embedded broker, no config
-  guardian watch [--url URL] [--topic T]  print messages from a broker (default the demo's)
-  guardian help | --version
-
-Exit codes: 0 ok, 1 failed (invalid config, runtime error), 2 usage error.`;
 
 function configPath(values: { config?: string | undefined }, positionals: string[]): string {
   return values.config ?? positionals[0] ?? DEFAULT_CONFIG_PATH;
@@ -60,34 +27,6 @@ function printError(err: unknown): void {
   const e = toGuardianError(err);
   process.stderr.write(`guardian: ${e.code}: ${e.message}\n  ${e.hint}\n`);
 }
-
-const OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  port: { type: 'string' },
-  url: { type: 'string' },
-  topic: { type: 'string' },
-  json: { type: 'boolean' },
-  manifest: { type: 'string' },
-  nftables: { type: 'boolean' },
-  systemd: { type: 'boolean' },
-  user: { type: 'string' },
-  cgroup: { type: 'string' },
-  watch: { type: 'boolean' },
-  interval: { type: 'string' },
-  subject: { type: 'string' },
-  key: { type: 'string' },
-  nonce: { type: 'string' },
-  pcrs: { type: 'string' },
-  out: { type: 'string' },
-  'allow-preload': { type: 'boolean' },
-  'log-format': { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
-
-function parse(args: string[]) {
-  return parseArgs({ args, allowPositionals: true, options: OPTIONS });
-}
-
-type Values = ReturnType<typeof parse>['values'];
 
 /** One command: its parsed options and positionals in, the exit code out. */
 type Command = (values: Values, positionals: string[]) => Promise<number>;
@@ -105,8 +44,8 @@ async function checkConfig(values: Values, positionals: string[]): Promise<numbe
   return 0;
 }
 
-async function checkManifest(_values: Values, positionals: string[]): Promise<number> {
-  const path = positionals[0] ?? DEFAULT_MANIFEST_PATH;
+async function checkManifest(values: Values): Promise<number> {
+  const path = values.manifest ?? DEFAULT_MANIFEST_PATH;
   const m = (await import('../firewall/manifest.js')).loadManifest(path);
   const list = (xs: readonly (string | number)[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
   process.stdout.write([
@@ -121,24 +60,27 @@ async function checkManifest(_values: Values, positionals: string[]): Promise<nu
   return 0;
 }
 
-async function firewall(values: Values, positionals: string[]): Promise<number> {
-  const [sub] = positionals;
-  if (sub === 'init') {
-    const config = await loadConfigFrom(values.config ?? positionals[1] ?? DEFAULT_CONFIG_PATH);
-    process.stdout.write(`${JSON.stringify(manifestFor(config), null, 2)}\n`);
-    return 0;
-  }
-  const { firewallCommand } = await import('./firewall.js');
-  return firewallCommand(sub, values, (text) => process.stdout.write(text), (text) => process.stderr.write(`guardian: ${text}\n`));
+async function firewallInit(values: Values, positionals: string[]): Promise<number> {
+  const config = await loadConfigFrom(configPath(values, positionals));
+  process.stdout.write(`${JSON.stringify(manifestFor(config), null, 2)}\n`);
+  return 0;
 }
 
-async function identity(values: Values, positionals: string[]): Promise<number> {
-  const [sub, file] = positionals;
-  const config = await loadConfigFrom(values.config ?? DEFAULT_CONFIG_PATH);
-  const { identityCommand } = await import('./identity.js');
-  // logs go to stderr: stdout carries the CSR, the quote or the report
-  const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination(2));
-  return identityCommand(sub, file, values, config, log, { out: (text) => process.stdout.write(text), readStdin });
+function firewall(sub: 'render' | 'apply'): Command {
+  return async (values) => {
+    const { firewallCommand } = await import('./firewall.js');
+    return firewallCommand(sub, values, (text) => process.stdout.write(text), (text) => process.stderr.write(`guardian: ${text}\n`));
+  };
+}
+
+function identity(sub: string): Command {
+  return async (values, positionals) => {
+    const config = await loadConfigFrom(values.config ?? DEFAULT_CONFIG_PATH);
+    const { identityCommand } = await import('./identity.js');
+    // logs go to stderr: stdout carries the CSR, the quote or the report
+    const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination(2));
+    return identityCommand(sub, positionals[0], values, config, log, { out: (text) => process.stdout.write(text), readStdin });
+  };
 }
 
 async function plan(values: Values, positionals: string[]): Promise<number> {
@@ -172,8 +114,10 @@ async function run(values: Values, positionals: string[]): Promise<number> {
 const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ['check-config', checkConfig],
   ['check-manifest', checkManifest],
-  ['firewall', firewall],
-  ['identity', identity],
+  ['firewall render', firewall('render')],
+  ['firewall apply', firewall('apply')],
+  ['firewall init', firewallInit],
+  ...['init', 'show', 'csr', 'install-cert', 'import-sas-key', 'attest', 'activate-credential'].map((sub): [string, Command] => [`identity ${sub}`, identity(sub)]),
   ['plan', plan],
   ['status', statusCommand],
   ['run', run],
@@ -181,13 +125,48 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   // so `guardian run` carries neither in memory.
   ['demo', async (values) => (await import('./demo/demo.js')).runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT'], values['log-format'])],
   ['watch', async (values) => (await import('./watch.js')).watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#')],
+  ['help', (_values, positionals) => {
+    process.stdout.write(positionals.length === 0 ? overview(VERSION) : helpFor(positionals));
+    return Promise.resolve(0);
+  }],
+  ['version', () => {
+    process.stdout.write(`${VERSION}\n`);
+    return Promise.resolve(0);
+  }],
 ]);
 
-async function dispatch(command: string, args: string[]): Promise<number> {
-  const { values, positionals } = parse(args); // options first: a bad option is a usage error for every command
-  const handler = COMMANDS.get(command);
-  if (handler === undefined) throw new GuardianError('GUARDIAN_E_USAGE', `unknown command '${command}'`);
+/** Parse the arguments against the command's spec (help when asked for), then run it. */
+async function runCommand(spec: CommandSpec, args: readonly string[]): Promise<number> {
+  const handler = COMMANDS.get(spec.path);
+  if (handler === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', `no handler for the command '${spec.path}'`);
+  const { values, positionals, help } = parseCommand(spec, args);
+  if (help) {
+    process.stdout.write(commandUsage(spec));
+    return 0;
+  }
   return handler(values, positionals);
+}
+
+/** `guardian firewall …`, `guardian identity …`: the subcommand comes first; without one, the group's usage. */
+async function dispatchGroup(group: string, args: readonly string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    process.stdout.write(groupUsage(group));
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub.startsWith('-')) throw new GuardianError('GUARDIAN_E_USAGE', `guardian ${group}: the command comes first, then its options (got '${sub}'); see \`guardian ${group} --help\``, { command: group });
+  const spec = commandSpec(`${group} ${sub}`);
+  if (spec === undefined) throw unknownCommand(sub, group);
+  return runCommand(spec, rest);
+}
+
+const ALIASES: ReadonlyMap<string, string> = new Map([['--help', 'help'], ['-h', 'help'], ['--version', 'version'], ['-v', 'version']]);
+
+async function dispatch(command: string, args: readonly string[]): Promise<number> {
+  if (GROUPS.has(command)) return dispatchGroup(command, args);
+  const spec = commandSpec(ALIASES.get(command) ?? command);
+  if (spec === undefined) throw unknownCommand(command);
+  return runCommand(spec, args);
 }
 
 async function readStdin(): Promise<Buffer> {
@@ -199,19 +178,13 @@ async function readStdin(): Promise<Buffer> {
 /** The CLI: returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(`${HELP}\n`);
-    return command === undefined ? 2 : 0;
-  }
-  if (command === '--version' || command === 'version') {
-    process.stdout.write(`${VERSION}\n`);
-    return 0;
+  if (command === undefined) {
+    process.stdout.write(overview(VERSION));
+    return 2;
   }
   try {
     return await dispatch(command, args);
-  } catch (caught) {
-    const parseArgsError = String((caught as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
-    const err = parseArgsError ? new GuardianError('GUARDIAN_E_USAGE', (caught as Error).message, {}, { cause: caught }) : caught;
+  } catch (err) {
     printError(err);
     return err instanceof GuardianError && err.code === 'GUARDIAN_E_USAGE' ? 2 : 1;
   }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/types.js';
+import { GuardianError, hasCode } from '../core/errors.js';
 import type { DeviceStats, DownstreamAdapter } from '../core/types.js';
 import { ModbusBusAdapter } from '../downstream/modbus/adapter.js';
 import type { Manifest } from '../firewall/manifest.js';
@@ -21,6 +22,30 @@ import { SqliteOutbox } from '../outbox/sqlite/store.js';
 import { Pipeline } from './pipeline.js';
 import { Supervisor } from './supervisor.js';
 import { SystemdNotifier } from './systemd-notify.js';
+
+/** After the drain (gateway.shutdownTimeoutMs), how long the rest of the stop may take. */
+export const STOP_REST_MS = 5000;
+
+/** Exit codes of `guardian run` after a signal (README "CLI"). */
+export const EXIT_STOPPED = 0;
+export const EXIT_STOPPED_UNSENT = 3;
+export const EXIT_STOP_HUNG = 4;
+
+/** Wait for `work` until the deadline (performance.now() ms); past it, reject naming what did not stop. */
+async function within(deadline: number, work: Promise<unknown>, what: () => string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const component = what();
+      reject(new GuardianError('GUARDIAN_E_SHUTDOWN_TIMEOUT', `${component} did not stop in time`, { component }));
+    }, Math.max(0, deadline - performance.now()));
+  });
+  try {
+    await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -115,22 +140,36 @@ export class Daemon {
     this.notifier.ready();
   }
 
-  /** Stop polling, finish in-flight publishes (and flush the queue while the link is up), then disconnect. */
+  /**
+   * Stop polling, finish in-flight publishes (and flush the queue while the link is up), then disconnect.
+   * Resolves true when nothing was left unsent. The whole stop is bounded: the drain by
+   * gateway.shutdownTimeoutMs, the rest (the buses, the MQTT end, the command journal, the key store)
+   * by STOP_REST_MS more; past that it rejects with GUARDIAN_E_SHUTDOWN_TIMEOUT naming the component
+   * that did not stop (the outbox is closed first: what it accepted is on disk).
+   */
   async stop(): Promise<boolean> {
     this.log.info('guardian stopping');
     this.notifier.stopping();
-    await this.adapters.stopAll();
-    const drained = await this.forwarder.drain(this.config.gateway.shutdownTimeoutMs);
-    if (!drained) {
-      const { pending, inFlight } = this.outbox.stats();
-      this.log.warn({ code: 'GUARDIAN_E_SHUTDOWN_TIMEOUT', pending, inFlight }, 'shutdown left messages unsent');
+    const deadline = performance.now() + this.config.gateway.shutdownTimeoutMs + STOP_REST_MS;
+    try {
+      await within(deadline, this.adapters.stopAll(), () => this.adapters.stoppingNow() ?? 'buses');
+      const drained = await this.forwarder.drain(Math.max(0, Math.min(this.config.gateway.shutdownTimeoutMs, deadline - STOP_REST_MS - performance.now())));
+      if (!drained) {
+        const { pending, inFlight } = this.outbox.stats();
+        this.log.warn({ code: 'GUARDIAN_E_SHUTDOWN_TIMEOUT', pending, inFlight }, 'shutdown left messages unsent; they stay in the outbox and are sent at the next start');
+      }
+      await within(deadline, this.core.stopAll(), () => this.core.stoppingNow() ?? 'core');
+      await within(deadline, this.credentials?.close() ?? Promise.resolve(), () => 'identity key store');
+      await this.outbox.close();
+      this.failures.clearRunning();
+      this.log.info({ drained }, 'guardian stopped');
+      return drained;
+    } catch (err) {
+      // A component hung: keep what the outbox accepted (it commits what is staged), leave the
+      // running marker (the next start reports an unclean exit), and let the caller exit.
+      await this.outbox.close();
+      throw err;
     }
-    await this.core.stopAll();
-    await this.credentials?.close();
-    await this.outbox.close();
-    this.failures.clearRunning();
-    this.log.info({ drained }, 'guardian stopped');
-    return drained;
   }
 
   deviceStats(): DeviceStats[] {
@@ -170,8 +209,10 @@ export function installFatalHandlers(log: Logger, stateDir: string, ring?: LogRi
 }
 
 /**
- * Run until SIGTERM or SIGINT; resolves with the process exit code (0 after a
- * clean stop). A second signal while stopping exits at once with 1.
+ * Run until SIGTERM or SIGINT; resolves with the process exit code: 0 after a clean stop,
+ * 3 when messages stayed in the outbox (the link was down or too slow; they are sent at the
+ * next start). A stop that hangs past its deadline is logged with the component and exits 4
+ * at once; a second signal while stopping exits at once with 1.
  */
 export async function runUntilSignal(daemon: Daemon, log: Logger): Promise<number> {
   const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
@@ -187,6 +228,12 @@ export async function runUntilSignal(daemon: Daemon, log: Logger): Promise<numbe
   };
   process.once('SIGTERM', forceExit);
   process.once('SIGINT', forceExit);
-  await daemon.stop();
-  return 0;
+  try {
+    return (await daemon.stop()) ? EXIT_STOPPED : EXIT_STOPPED_UNSENT;
+  } catch (err) {
+    if (!hasCode(err, 'GUARDIAN_E_SHUTDOWN_TIMEOUT')) throw err;
+    // what hung still holds the event loop: exit now (pino flushes its destination on exit)
+    log.error({ err, component: err.context['component'] }, `stop did not finish: ${err.message}; exiting`);
+    process.exit(EXIT_STOP_HUNG);
+  }
 }

@@ -56,6 +56,11 @@ export class Supervisor {
     }
   }
 
+  /** The component whose stop() is running now (stopAll), if any: what a stop that hangs waits on. */
+  stoppingNow(): string | undefined {
+    return this.slots.find((s) => s.status === 'stopping')?.component.name;
+  }
+
   private async tryStart(slot: Slot): Promise<void> {
     if (this.stopping) return;
     slot.status = 'starting';

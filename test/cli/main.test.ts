@@ -48,7 +48,7 @@ t.test('usage errors exit 2; help and version exit 0', async (t) => {
   t.equal((await runCli([])).code, 2);
   const help = await runCli(['help']);
   t.equal(help.code, 0);
-  t.match(help.stdout, /guardian run \[--config FILE\]/);
+  t.match(help.stdout, /guardian run \[--config FILE \| FILE\] \[--allow-preload\]/);
   const version = await runCli(['--version']);
   t.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
 });

@@ -94,7 +94,8 @@ void t.test('in a network namespace: only the listed names reach the name server
   }), { mode: 0o644 });
   const resolver = await ns.server('udp', '127.0.0.53', 53); // root: an echoing stand-in that prints what arrives
   await ns.server('tcp', '127.0.0.53', 53);
-  await applyFirewall(ns, manifest, ['--user', String(SERVICE_UID)]);
+  // the stand-in resolver answers no name: without --allow-unresolved apply refuses (GUARDIAN_E_FIREWALL_UNRESOLVED)
+  await applyFirewall(ns, manifest, ['--user', String(SERVICE_UID), '--allow-unresolved']);
   let seen = '';
   resolver.child.stdout?.on('data', (d: Buffer) => { seen += d.toString(); });
   const dnsOnly = (b: Buffer): string => b.subarray(8).toString('hex');

@@ -10,7 +10,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { GUARDIAN_BIN } from '../fixtures/cli.js';
-import { applyFirewall, asUser, NETNS_PEER, netns, run, waitForOutput, type Netns } from '../fixtures/netns.js';
+import { applyFirewall, asUser, NETNS_PEER, netns, waitForOutput, type Netns } from '../fixtures/netns.js';
 import { tmpDir } from '../fixtures/ports.js';
 
 const SERVICE_UID = 4242;
@@ -56,7 +56,8 @@ void t.test('nftables in a network namespace: allowed connects, denied is refuse
   t.not(connect(ns, '127.0.0.1', 7003), 0, 'and no longer at the old one');
   t.ok(ns.counter('denied_out') > denied, 'counted');
 
-  const dropIn = run(['node', GUARDIAN_BIN, 'firewall', 'render', '--systemd', '--manifest', manifest]);
+  // in the namespace, where plc.test resolves (outside it the name does not: GUARDIAN_E_FIREWALL_UNRESOLVED)
+  const dropIn = ns.run(['node', GUARDIAN_BIN, 'firewall', 'render', '--systemd', '--manifest', manifest]);
   t.equal(dropIn.code, 0, dropIn.stderr);
   t.match(dropIn.stdout, /\[Service\]\nIPAddressAllow=127\.0\.0\.1 .*\nSocketBindAllow=tcp:502\nDevicePolicy=closed\nDeviceAllow=\nDeviceAllow=\/dev\/tpmrm0 rw\n$/);
   t.notMatch(dropIn.stdout, /^\w+Deny=/m, 'the drop-in only adds allows: the denials are in the base unit');
