@@ -6,7 +6,7 @@ import { runCli } from '../fixtures/cli.js';
 
 /** Every command and subcommand the CLI has, with the options it takes (written out: the test fails when one is dropped). */
 const COMMANDS: Readonly<Record<string, readonly string[]>> = {
-  'run': ['--config', '--allow-preload'],
+  'run': ['--config', '--allow-preload', '--log-format'],
   'check-config': ['--config'],
   'check-manifest': ['--manifest'],
   'firewall render': ['--nftables', '--systemd', '--manifest', '--user', '--cgroup', '--allow-unresolved'],
@@ -21,7 +21,7 @@ const COMMANDS: Readonly<Record<string, readonly string[]>> = {
   'identity activate-credential': ['--config'],
   'plan': ['--config'],
   'status': ['--config', '--json'],
-  'demo': ['--port', '--allow-preload'],
+  'demo': ['--port', '--allow-preload', '--log-format'],
   'watch': ['--url', '--topic'],
   'help': [],
   'version': [],

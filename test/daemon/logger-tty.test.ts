@@ -57,7 +57,9 @@ t.test('at a terminal (NO_COLOR): pretty single lines, the code, each cause once
   const refused = await gw.waitForLine(REFUSED_LINE);
   t.match(refused, new RegExp(`connect ECONNREFUSED 127\\.0\\.0\\.1:${busPort} GUARDIAN_E_MODBUS_CONNECT`));
   t.equal(count(refused, `ECONNREFUSED 127.0.0.1:${busPort}`), 1, 'the refusal once');
-  t.equal(await gw.stop(), 0, 'SIGTERM: a clean stop');
+  // the broker never answered: what was queued stays in the outbox (exit 3) unless nothing was
+  const code = await gw.stop();
+  t.ok(code === 0 || code === 3, `SIGTERM: a clean stop (exit ${String(code)}: 0, or 3 with messages kept for the next start)`);
   const lines = gw.text().split('\n').filter((l) => l !== '');
   t.ok(lines.length >= 4, gw.text());
   t.same(lines.filter((l) => !EVENT.test(l)), [], 'every line is one event: no JSON, no continuation (no stack) lines');
@@ -140,6 +142,6 @@ t.test('--log-format takes auto, pretty or json: anything else is a usage error'
   for (const command of ['run', 'demo']) {
     const r = await runCli([command, '--log-format', 'yaml']);
     t.equal(r.code, 2, `${command}: ${r.stderr}`);
-    t.match(r.stderr, /GUARDIAN_E_USAGE: --log-format must be one of auto, pretty, json \(got 'yaml'\)/);
+    t.match(r.stderr, /GUARDIAN_E_USAGE: guardian \S+: option --log-format must be one of auto, pretty, json \(got 'yaml'\)/);
   }
 });
