@@ -9,7 +9,8 @@ import { DEFAULT_CONFIG_PATH } from '../config/error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from '../daemon/daemon.js';
 import { FailureStore, LogRing } from '../health/failure-store.js';
 import { armGuard } from '../daemon/guard-arming.js';
-import { loadFirewall, manifestFor } from '../firewall/config-coverage.js';
+import { manifestFor } from '../firewall/config-coverage.js';
+import { runPreflight } from './preflight.js';
 import { createLogger } from '../daemon/logger.js';
 
 const HELP = `guardian ${VERSION} — a hardened gateway for legacy equipment
@@ -79,6 +80,7 @@ const OPTIONS = {
   pcrs: { type: 'string' },
   out: { type: 'string' },
   'allow-preload': { type: 'boolean' },
+  'as-user': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 function parse(args: string[]) {
@@ -97,6 +99,8 @@ async function loadConfigFrom(path: string): Promise<GatewayConfig> {
 async function checkConfig(values: Values, positionals: string[]): Promise<number> {
   const path = configPath(values, positionals);
   const config = await loadConfigFrom(path);
+  const { checkConfigPreflight } = await import('./preflight.js');
+  await checkConfigPreflight(config, path, values['as-user'], (text) => process.stderr.write(text));
   const devices = config.buses.flatMap((b) => b.devices);
   const points = devices.reduce((n, d) => n + d.points.length, 0);
   process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
@@ -156,10 +160,11 @@ async function statusCommand(values: Values, positionals: string[]): Promise<num
 }
 
 async function run(values: Values, positionals: string[]): Promise<number> {
-  const config = await loadConfigFrom(configPath(values, positionals));
-  const { manifest, policy } = loadFirewall(config);
+  const path = configPath(values, positionals);
+  const config = await loadConfigFrom(path);
   const ring = new LogRing();
   const log = createLogger(config.gateway.logLevel, undefined, ring);
+  const { manifest, policy } = await runPreflight(config, path, log); // before anything starts: what check-config checks
   installFatalHandlers(log, config.gateway.stateDir, ring);
   armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
   if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');

@@ -142,3 +142,22 @@ export class KeyStoreCredentials implements UpstreamCredentials {
     }
   }
 }
+
+/**
+ * Opens every key the config's upstream uses, as the daemon will (the same
+ * code path): the TLS client key is unsealed and its certificate read
+ * (`tls.identity`), a SAS token is made (`sas`); then the store is closed.
+ * Throws what the key store says (GUARDIAN_E_KEYSTORE_CORRUPT for a damaged or
+ * tampered file, …_MISSING, …_SECRET, TPM errors); does nothing when the
+ * upstream uses no key store. Nothing is written.
+ */
+export async function checkUpstreamCredentials(config: GatewayConfig, log: Logger): Promise<void> {
+  if (!needsKeyStore(config)) return;
+  const credentials = new KeyStoreCredentials(config, log);
+  try {
+    if (config.upstream.mqtt.tls?.identity === true) await credentials.tlsClient();
+    if (config.upstream.mqtt.sas !== undefined) await credentials.password();
+  } finally {
+    await credentials.close();
+  }
+}
