@@ -4,7 +4,7 @@
  * with the same error and code, so "check-config says OK" means `run` starts.
  * In order (the first stage that fails is the error):
  * 1. the manifest: there (or how to make one), readable, valid, and allowing what the
- *    config uses (GUARDIAN_E_MANIFEST_*, GUARDIAN_E_FIREWALL_CONFIG);
+ *    config uses (GUARDIAN_E_MANIFEST_READ, …_PARSE, …_INVALID, GUARDIAN_E_FIREWALL_CONFIG);
  * 2. the files the config names: readable TLS files and key store
  *    secret, a usable state directory — as the user the check is for
  *    (GUARDIAN_E_CONFIG_FILES, every problem listed);
