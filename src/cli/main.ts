@@ -10,6 +10,7 @@ import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from '../daemon
 import { FailureStore, LogRing } from '../health/failure-store.js';
 import { armGuard } from '../daemon/guard-arming.js';
 import { manifestFor } from '../firewall/config-coverage.js';
+import type { ConnectionPolicy } from '../firewall/policy.js';
 import { runPreflight } from './preflight.js';
 import { createLogger } from '../daemon/logger.js';
 
@@ -164,9 +165,10 @@ async function run(values: Values, positionals: string[]): Promise<number> {
   const config = await loadConfigFrom(path);
   const ring = new LogRing();
   const log = createLogger(config.gateway.logLevel, undefined, ring);
-  const { manifest, policy } = await runPreflight(config, path, log); // before anything starts: what check-config checks
   installFatalHandlers(log, config.gateway.stateDir, ring);
-  armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
+  // before anything starts: what check-config checks; the guard is armed before the keys are opened
+  const arm = (policy: ConnectionPolicy): unknown => armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
+  const { manifest } = await runPreflight(config, path, log, arm);
   if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
   return runUntilSignal(new Daemon(config, manifest, log), log);
 }

@@ -32,6 +32,12 @@ export interface PreflightOptions {
   readonly user: AccessUser;
   /** The key store logs through this. */
   readonly log: Logger;
+  /**
+   * Called with the policy before the keys are opened: `run` arms its firewall
+   * guard here, which fails closed until then (a TPM's tpm2-tools are programs the
+   * guard must allow).
+   */
+  readonly beforeKeys?: (policy: ConnectionPolicy) => unknown;
 }
 
 export interface PreflightResult {
@@ -103,6 +109,7 @@ export async function preflight(config: GatewayConfig, options: PreflightOptions
   const problems = fileProblems(config, options.user);
   if (problems.length > 0) throw new ProblemListError('GUARDIAN_E_CONFIG_FILES', options.configFile, problems);
   const warnings = configWarnings(config, manifest);
+  options.beforeKeys?.(policy);
   try {
     await checkUpstreamCredentials(config, options.log);
   } catch (err) {
@@ -121,9 +128,9 @@ export async function checkConfigPreflight(config: GatewayConfig, configFile: st
   if (user.uid !== processUser().uid) write(`files checked as user ${user.name} (uid ${user.uid})\n`);
 }
 
-/** run's part: the preflight for the process itself; its warnings are logged. */
-export async function runPreflight(config: GatewayConfig, configFile: string, log: Logger): Promise<Omit<PreflightResult, 'warnings'>> {
-  const { warnings, ...result } = await preflight(config, { configFile, user: processUser(), log: log.child({ component: 'preflight' }) });
+/** run's part: the preflight for the process itself, `arm` called before the keys are opened; its warnings are logged. */
+export async function runPreflight(config: GatewayConfig, configFile: string, log: Logger, arm: (policy: ConnectionPolicy) => unknown): Promise<Omit<PreflightResult, 'warnings'>> {
+  const { warnings, ...result } = await preflight(config, { configFile, user: processUser(), log: log.child({ component: 'preflight' }), beforeKeys: arm });
   for (const w of warnings) log.warn({ manifest: config.firewall.manifest }, w);
   return result;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/types.js';
+import type { GuardianError } from '../core/errors.js';
 import type { DeviceStats, DownstreamAdapter } from '../core/types.js';
 import { ModbusBusAdapter } from '../downstream/modbus/adapter.js';
 import type { Manifest } from '../firewall/manifest.js';
@@ -61,7 +62,7 @@ export class Daemon {
   ) {
     const mqtt = config.upstream.mqtt;
     this.outbox = createOutbox(config, log.child({ component: 'outbox' }));
-    this.credentials = needsKeyStore(config) ? new KeyStoreCredentials(config, log.child({ component: 'identity' })) : undefined;
+    this.credentials = needsKeyStore(config) ? new KeyStoreCredentials(config, log.child({ component: 'identity' }), Date.now, (err) => this.credentialsAlarm(err)) : undefined;
     this.upstream = new MqttUpstream({
       config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }),
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
@@ -131,6 +132,24 @@ export class Daemon {
     this.failures.clearRunning();
     this.log.info({ drained }, 'guardian stopped');
     return drained;
+  }
+
+  /**
+   * The key store refuses the upstream credentials for good (raised once by the
+   * credentials until its files change): a failure report, sent when the link is
+   * back, and a health report now, whose identity section carries the alarm.
+   */
+  private credentialsAlarm(err: GuardianError): void {
+    const ts = Date.now();
+    try {
+      this.failures.write({
+        id: reportId(ts), ts, kind: err.code === 'GUARDIAN_E_KEYSTORE_CORRUPT' ? 'keystoreCorrupt' : 'credentialsRefused', version: VERSION, uptimeS: Math.round(process.uptime()), pid: process.pid,
+        error: { name: err.name, message: err.message, code: err.code }, recentLog: [],
+      });
+    } catch (writeErr) {
+      this.log.error({ err: writeErr }, 'could not write the failure report for the key store alarm');
+    }
+    this.health.reportNow();
   }
 
   deviceStats(): DeviceStats[] {
