@@ -1,5 +1,5 @@
 // Key store damage found while running: `guardian run` with the TLS client key from a
-// real simulated-Pluton store, connected through a link proxy to Mosquitto (TLS, client
+// real simulated-Pluton store (and a TPM on swtpm), connected through a link proxy to Mosquitto (TLS, client
 // certificates). The key record is tampered with, the link cut: one error line, one
 // failure report, one health alarm, and quiet retries at the longest backoff (debug
 // only) — no log line per reconnect. Restoring the file clears the alarm, the link
@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import type { Test } from 'tap';
 import { stringify } from 'yaml';
 import { runCli } from '../fixtures/cli.js';
 import { startGateway } from '../fixtures/gateway.js';
@@ -15,15 +16,22 @@ import { startMosquitto, subscribe } from '../fixtures/mosquitto.js';
 import { makePki, signCsr } from '../fixtures/pki.js';
 import { tmpDir } from '../fixtures/ports.js';
 import { startProxy } from '../fixtures/proxy.js';
+import { startSwtpm } from '../fixtures/swtpm.js';
 
 const BUSES = [{ name: 'b', type: 'tcp', host: '127.0.0.1', port: 1, devices: [{ name: 'd', unitId: 1, points: [{ name: 'p', table: 'coil', address: 0, type: 'bool' }] }] }];
 const QUIET = 'upstream credentials still refused by the key store';
 const codeOf = (l: LogLine): unknown => (l['err'] as { code?: unknown } | undefined)?.code ?? l['code'];
 
-t.test('a key store tampered with while running: one report, one alarm, no log flood; repaired, it connects again', async (t) => {
+/** The identity section for each backend: the simulated Pluton store, and a TPM (swtpm), whose key records are envelopes of their own. */
+const backends: Record<string, (t: Test, dir: string) => Promise<Record<string, unknown>>> = {
+  'pluton-sim': () => Promise.resolve({ backend: 'pluton-sim' }),
+  tpm: async (t, dir) => ({ backend: 'tpm', tpm: { tcti: (await startSwtpm(t)).tcti, ownerAuthFile: path.join(dir, 'owner.auth') } }),
+};
+
+for (const [backend, identityOf] of Object.entries(backends)) t.test(`${backend}: a key store tampered with while running: one report, one alarm, no log flood; repaired, it connects again`, async (t) => {
   const dir = await tmpDir(t);
   const stateDir = path.join(dir, 'state');
-  const identity = { backend: 'pluton-sim' };
+  const identity = await identityOf(t, dir);
   const cliConfig = path.join(dir, 'identity.yaml');
   writeFileSync(cliConfig, stringify({ version: 1, gateway: { id: 'gw-rt', stateDir }, identity, upstream: { mqtt: { url: 'mqtt://127.0.0.1:1883' } }, buses: BUSES }));
   t.equal((await runCli(['identity', 'init', '--config', cliConfig])).code, 0, 'identity init');
