@@ -21,7 +21,9 @@ Usage:
                                         run the gateway (default config ${DEFAULT_CONFIG_PATH}); it refuses
                                         code preloaded before its firewall (--import, NODE_OPTIONS) unless
                                         --allow-preload is given
-  guardian check-config [FILE]          validate a config; prints every problem, exits 1 if any
+  guardian check-config [FILE] [--as-user NAME]
+                                        validate a config, the files it names (as the service's user) and its keys;
+                                        prints every problem, exits 1 if any; OK means \`run\` starts
   guardian check-manifest [FILE]        validate an app_manifest.json (default ${DEFAULT_MANIFEST_PATH})
   guardian firewall render --nftables [--manifest FILE] [--user U | --cgroup PATH]
                                         print the nftables ruleset the manifest allows
