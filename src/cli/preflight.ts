@@ -5,8 +5,8 @@
  * In order (the first stage that fails is the error):
  * 1. the manifest: there (or how to make one), readable, valid, and allowing what the
  *    config uses (GUARDIAN_E_MANIFEST_READ, …_PARSE, …_INVALID, GUARDIAN_E_FIREWALL_CONFIG);
- * 2. the files the config names: readable TLS files and key store
- *    secret, a usable state directory — as the user the check is for
+ * 2. the files the config names: readable TLS files and simulated-Pluton
+ *    device secret, a usable state directory — as the user the check is for
  *    (GUARDIAN_E_CONFIG_FILES, every problem listed);
  * 3. every key the upstream uses, opened through the key store
  *    (GUARDIAN_E_KEYSTORE_CORRUPT and the other key store codes). A key store
@@ -63,7 +63,12 @@ export function checkUser(asUser: string | undefined): AccessUser {
   return lookupUser(SERVICE_USER, SERVICE_GROUPS) ?? self;
 }
 
-/** The key store's secret file the config's backend reads, when the upstream uses the key store. */
+/**
+ * The key store's secret file the daemon reads, when the upstream uses the key
+ * store: the simulated Pluton device secret. A TPM's owner authorization is not
+ * one: creating keys needs it (`identity init`, as root), using them does not, so
+ * the daemon never reads it and the service user need not be able to.
+ */
 function secretFile(config: GatewayConfig): { path: string; file: string } | undefined {
   if (!needsKeyStore(config)) return undefined;
   let backend: ReturnType<typeof chooseBackend>;
@@ -74,9 +79,7 @@ function secretFile(config: GatewayConfig): { path: string; file: string } | und
     if (err instanceof GuardianError) return undefined;
     throw err;
   }
-  return backend === 'tpm'
-    ? { path: 'identity.tpm.ownerAuthFile', file: config.identity.tpm.ownerAuthFile }
-    : { path: 'identity.plutonSim.secretFile', file: config.identity.plutonSim.secretFile };
+  return backend === 'tpm' ? undefined : { path: 'identity.plutonSim.secretFile', file: config.identity.plutonSim.secretFile };
 }
 
 /** Every file problem, `<config path>: <file>: <why>` each. */
