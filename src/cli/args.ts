@@ -25,6 +25,7 @@ const HEX = /^(?:[0-9a-fA-F]{2}){1,32}$/;
 const PCR_BANK = '(sha1|sha256|sha384|sha512):[0-9]{1,2}(,[0-9]{1,2})*';
 const PCRS = new RegExp(`^${PCR_BANK}(\\+${PCR_BANK})*$`);
 /** A user name as useradd takes it, or a numeric uid. */
+const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const USER = /^(?:[a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$/;
 /** A cgroup v2 path below the root: words, dots, dashes, @ and backslash-free escapes only (it is quoted into nft). */
 const CGROUP = /^[A-Za-z0-9_.@:-]+(?:\/[A-Za-z0-9_.@:-]+)*$/;
@@ -56,6 +57,10 @@ export const OPTIONS = {
   'log-format': {
     type: 'string', value: 'FORMAT', help: `how logs are written: ${LOG_FORMATS.join(', ')} (auto: pretty at a terminal, JSON under journald or in a pipe)`,
     check: (v) => ((LOG_FORMATS as readonly string[]).includes(v) ? undefined : `must be one of ${LOG_FORMATS.join(', ')}`),
+  },
+  'as-user': {
+    type: 'string', value: 'NAME', help: 'check the files as this user (default: guardian when run as root and that user exists, else yourself)',
+    check: (v) => (USER_NAME.test(v) ? undefined : 'must be a user name (as in /etc/passwd)'),
   },
   'allow-preload': { type: 'boolean', help: 'start even with code preloaded before the firewall (--import, NODE_OPTIONS); see the README' },
   json: { type: 'boolean', help: 'print JSON instead of text' },

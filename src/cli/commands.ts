@@ -26,8 +26,8 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
     examples: [`guardian run --config ${DEFAULT_CONFIG_PATH}`],
   },
   {
-    path: 'check-config', summary: 'validate a config; prints every problem, exits 1 if any',
-    options: ['config'], positionals: [CONFIG_ARG],
+    path: 'check-config', summary: 'validate a config, the files it names (as the service\'s user) and its keys; OK means `run` starts',
+    options: ['config', 'as-user'], positionals: [CONFIG_ARG],
     examples: ['guardian check-config /etc/guardian/guardian.yaml'],
   },
   {

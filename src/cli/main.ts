@@ -11,7 +11,9 @@ import { commandSpec, GROUPS } from './commands.js';
 import { commandUsage, groupUsage, helpFor, overview, unknownCommand } from './usage.js';
 import { FailureStore, LogRing } from '../health/failure-store.js';
 import { armGuard } from '../daemon/guard-arming.js';
-import { loadFirewall, manifestFor } from '../firewall/config-coverage.js';
+import { manifestFor } from '../firewall/config-coverage.js';
+import type { ConnectionPolicy } from '../firewall/policy.js';
+import { checkConfigPreflight, runPreflight } from './preflight.js';
 import { createLogger, parseLogFormat } from '../daemon/logger.js';
 
 function configPath(values: { config?: string | undefined }, positionals: string[]): string {
@@ -38,6 +40,7 @@ async function loadConfigFrom(path: string): Promise<GatewayConfig> {
 async function checkConfig(values: Values, positionals: string[]): Promise<number> {
   const path = configPath(values, positionals);
   const config = await loadConfigFrom(path);
+  await checkConfigPreflight(config, path, values['as-user'], (text) => process.stderr.write(text));
   const devices = config.buses.flatMap((b) => b.devices);
   const points = devices.reduce((n, d) => n + d.points.length, 0);
   process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
@@ -101,12 +104,14 @@ async function statusCommand(values: Values, positionals: string[]): Promise<num
 
 async function run(values: Values, positionals: string[]): Promise<number> {
   const logFormat = parseLogFormat(values['log-format']);
-  const config = await loadConfigFrom(configPath(values, positionals));
-  const { manifest, policy } = loadFirewall(config);
+  const path = configPath(values, positionals);
+  const config = await loadConfigFrom(path);
   const ring = new LogRing();
   const log = createLogger(config.gateway.logLevel, undefined, ring, logFormat);
   installFatalHandlers(log, config.gateway.stateDir, ring);
-  armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
+  // before anything starts: what check-config checks; the guard is armed before the keys are opened
+  const arm = (policy: ConnectionPolicy): unknown => armGuard(policy, log.child({ component: 'firewall' }), new FailureStore(config.gateway.stateDir), config.identity.tpm.tcti);
+  const { manifest } = await runPreflight(config, path, log, arm);
   if (manifest.ignored.length > 0) log.info({ manifest: config.firewall.manifest, ignored: manifest.ignored }, 'manifest entries with no meaning on Linux are ignored');
   return runUntilSignal(new Daemon(config, manifest, log), log);
 }

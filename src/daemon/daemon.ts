@@ -86,7 +86,7 @@ export class Daemon {
   ) {
     const mqtt = config.upstream.mqtt;
     this.outbox = createOutbox(config, log.child({ component: 'outbox' }));
-    this.credentials = needsKeyStore(config) ? new KeyStoreCredentials(config, log.child({ component: 'identity' })) : undefined;
+    this.credentials = needsKeyStore(config) ? new KeyStoreCredentials(config, log.child({ component: 'identity' }), Date.now, (err) => this.credentialsAlarm(err)) : undefined;
     this.upstream = new MqttUpstream({
       config: mqtt, gatewayId: config.gateway.id, version: VERSION, log: log.child({ component: 'upstream' }),
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
@@ -170,6 +170,24 @@ export class Daemon {
       await this.outbox.close();
       throw err;
     }
+  }
+
+  /**
+   * The key store refuses the upstream credentials for good (raised once by the
+   * credentials until its files change): a failure report, sent when the link is
+   * back, and a health report now, whose identity section carries the alarm.
+   */
+  private credentialsAlarm(err: GuardianError): void {
+    const ts = Date.now();
+    try {
+      this.failures.write({
+        id: reportId(ts), ts, kind: err.code === 'GUARDIAN_E_KEYSTORE_CORRUPT' ? 'keystoreCorrupt' : 'credentialsRefused', version: VERSION, uptimeS: Math.round(process.uptime()), pid: process.pid,
+        error: { name: err.name, message: err.message, code: err.code }, recentLog: [],
+      });
+    } catch (writeErr) {
+      this.log.error({ err: writeErr }, 'could not write the failure report for the key store alarm');
+    }
+    this.health.reportNow();
   }
 
   deviceStats(): DeviceStats[] {

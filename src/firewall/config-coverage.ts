@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { GatewayConfig } from '../config/types.js';
 import { ProblemListError } from '../core/problems.js';
-import { loadManifest, type Manifest } from './manifest.js';
+import { suggestKey } from '../core/schema-errors.js';
+import { loadManifest, ManifestError, type Manifest } from './manifest.js';
 import { ConnectionPolicy } from './policy.js';
 
 /** The config uses what the manifest does not allow: one `<config path>: …` line each. */
@@ -29,6 +31,11 @@ export function configEndpoints(config: GatewayConfig): ConfigEndpoint[] {
   return out;
 }
 
+/** An `AllowedConnections` entry for one host and port (an IPv6 address in brackets). */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /**
  * What the config uses that the manifest does not allow, one `<config path>: …`
  * line each: Guardian refuses to start with such a pair (GUARDIAN_E_FIREWALL_CONFIG)
@@ -37,9 +44,10 @@ export function configEndpoints(config: GatewayConfig): ConfigEndpoint[] {
 export function configProblems(config: GatewayConfig, policy: ConnectionPolicy): string[] {
   return configEndpoints(config).flatMap((e) => {
     if (e.kind === 'serial') {
-      return policy.allowsSerial(e.device) ? [] : [`${e.path}: serial device ${e.device} is not in the manifest's Capabilities.Uart`];
+      return policy.allowsSerial(e.device) ? [] : [`${e.path}: serial device ${e.device} is not in the manifest's Capabilities.Uart — add "${e.device}"`];
     }
-    return policy.allowsConnect(e.host, e.port) ? [] : [`${e.path}: ${e.host}:${e.port} is not in the manifest's Capabilities.AllowedConnections`];
+    const entry = hostPort(e.host, e.port);
+    return policy.allowsConnect(e.host, e.port) ? [] : [`${e.path}: ${entry} is not in the manifest's Capabilities.AllowedConnections — add "${entry}"`];
   });
 }
 
@@ -49,7 +57,6 @@ export function configProblems(config: GatewayConfig, policy: ConnectionPolicy):
  */
 export function manifestFor(config: GatewayConfig, extra: { tcpServerPorts?: readonly number[] } = {}): Record<string, unknown> {
   const endpoints = configEndpoints(config);
-  const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
   const connections = [...new Set(endpoints.flatMap((e) => (e.kind === 'connect' ? [hostPort(e.host, e.port)] : [])))];
   const uarts = [...new Set(endpoints.flatMap((e) => (e.kind === 'serial' ? [e.device] : [])))];
   return {
@@ -65,8 +72,37 @@ export function manifestFor(config: GatewayConfig, extra: { tcpServerPorts?: rea
   };
 }
 
-/** Load the config's manifest and check the config against it; throws ManifestError or FirewallConfigError. */
-export function loadFirewall(config: GatewayConfig): { manifest: Manifest; policy: ConnectionPolicy } {
+/**
+ * What the manifest says that the config makes pointless, one `<manifest path>: …`
+ * line each, to print as warnings: a write policy for a device the config does not
+ * have (a typo there silently denies every write to the real device), and what the
+ * manifest itself warns about (a bare `Uart` name).
+ */
+export function configWarnings(config: GatewayConfig, manifest: Manifest): string[] {
+  const names = config.buses.flatMap((b) => b.devices.map((d) => d.name));
+  const shown = names.length === 0 ? 'the config has no devices' : `the config's devices: ${names.join(', ')}`;
+  const unknown = [...manifest.writePolicy.keys()].filter((device) => !names.includes(device)).map((device) => {
+    const hint = suggestKey(device, names);
+    return `Guardian.WritePolicy.Devices.${device}: the config has no device '${device}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}; this policy allows nothing (${shown})`;
+  });
+  return [...manifest.warnings, ...unknown];
+}
+
+/** Why the manifest file is not there, and how to make one; the config file is named in the command shown. */
+function missingManifest(config: GatewayConfig, configFile: string | undefined): ManifestError {
+  const file = config.firewall.manifest;
+  return new ManifestError('GUARDIAN_E_MANIFEST_READ', file, [
+    `firewall.manifest: ${file}: no such file; Guardian expects its manifest there (the config's firewall.manifest).`
+    + ` Make one with \`guardian firewall init --config ${configFile ?? 'FILE'} > ${file}\`, then review it`,
+  ]);
+}
+
+/**
+ * Load the config's manifest and check the config against it; throws ManifestError
+ * (a missing file says how to make one) or FirewallConfigError.
+ */
+export function loadFirewall(config: GatewayConfig, configFile?: string): { manifest: Manifest; policy: ConnectionPolicy } {
+  if (!existsSync(config.firewall.manifest)) throw missingManifest(config, configFile);
   const manifest = loadManifest(config.firewall.manifest);
   const policy = new ConnectionPolicy(manifest);
   const problems = configProblems(config, policy);

@@ -49,6 +49,8 @@ export interface Manifest {
   readonly uarts: readonly string[];
   /** Azure Sphere capabilities and entries that mean nothing on Linux: accepted, logged once. */
   readonly ignored: readonly string[];
+  /** What is allowed but probably not meant (a bare `Uart` name), one `<path>: …` line each: printed as warnings. */
+  readonly warnings: readonly string[];
   /** Per device; a device that is not here may not be written at all. */
   readonly writePolicy: ReadonlyMap<string, DeviceWritePolicy>;
 }
@@ -170,12 +172,19 @@ function serverPorts(caps: Rec, key: string, problems: string[]): number[] {
   return [...new Set(list)];
 }
 
-/** The absolute device paths of `Uart`; an Azure Sphere peripheral name goes to `ignored`. */
-function uartPaths(caps: Rec, problems: string[], ignored: string[]): string[] {
+/**
+ * The absolute device paths of `Uart`; an Azure Sphere peripheral name goes to
+ * `ignored`, with a warning (`ttyUSB0` was most likely meant as /dev/ttyUSB0).
+ */
+function uartPaths(caps: Rec, problems: string[], ignored: string[], warnings: string[]): string[] {
   const uarts: string[] = [];
   ((caps['Uart'] ?? []) as string[]).forEach((entry, i) => {
     const path = `Capabilities.Uart[${i}]`;
-    if (!entry.startsWith('/')) { ignored.push(`${path} '${entry}' (an Azure Sphere peripheral name)`); return; }
+    if (!entry.startsWith('/')) {
+      ignored.push(`${path} '${entry}' (an Azure Sphere peripheral name)`);
+      warnings.push(`${path}: '${entry}' is read as an Azure Sphere peripheral name and allows no serial device on Linux; for a Linux serial device write "/dev/${entry}" (or its /dev/serial/by-id/… path) instead`);
+      return;
+    }
     if (posix.normalize(entry) !== entry || entry.endsWith('/')) problems.push(`${path}: must be a plain absolute device path like /dev/ttyUSB0 (got '${entry}')`);
     else if (uarts.includes(entry)) problems.push(`${path}: duplicate of [${uarts.indexOf(entry)}] ('${entry}')`);
     else uarts.push(entry);
@@ -211,12 +220,13 @@ export function parseManifest(text: string, source = '<manifest>'): Manifest {
   const connections = allowedConnections(caps, problems);
   const tcpServerPorts = serverPorts(caps, 'AllowedTcpServerPorts', problems);
   const udpServerPorts = serverPorts(caps, 'AllowedUdpServerPorts', problems);
-  const uarts = uartPaths(caps, problems, ignored);
+  const warnings: string[] = [];
+  const uarts = uartPaths(caps, problems, ignored, warnings);
   const writePolicy = writePolicies(m, yamlDoc, text, problems);
   if (problems.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, problems);
   return deepFreeze({
     name: m['Name'] as string, componentId: (m['ComponentId'] as string).toLowerCase(),
-    allowedConnections: connections, tcpServerPorts, udpServerPorts, uarts, ignored, writePolicy,
+    allowedConnections: connections, tcpServerPorts, udpServerPorts, uarts, ignored, warnings, writePolicy,
   });
 }
 

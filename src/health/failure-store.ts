@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 export interface FailureReport {
   readonly id: string;
   readonly ts: number;
-  /** `uncaughtException`, `unhandledRejection`, `uncleanExit` (the previous run died without stopping: SIGKILL, a fatal signal, power loss). */
+  /** `uncaughtException`, `unhandledRejection`, `uncleanExit` (the previous run died without stopping: SIGKILL, a fatal signal, power loss), `keystoreCorrupt` / `credentialsRefused` (the key store refuses the upstream credentials for good while running). */
   readonly kind: string;
   readonly error?: { readonly name: string; readonly message: string; readonly code?: string; readonly stack?: string };
   readonly version: string;

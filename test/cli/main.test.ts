@@ -87,7 +87,7 @@ t.test('run without its manifest, or with one that does not allow what the confi
   }));
   const none = await runCli(['run', '--config', file]);
   t.equal(none.code, 1);
-  t.match(none.stderr, new RegExp(`^guardian: GUARDIAN_E_MANIFEST_READ: ${manifest} has 1 problem:\n\\(root\\): cannot read the file: ENOENT`));
+  t.match(none.stderr, new RegExp(`^guardian: GUARDIAN_E_MANIFEST_READ: ${manifest} has 1 problem:\nfirewall\\.manifest: ${manifest}: no such file; .*guardian firewall init --config ${file} > ${manifest}`));
   writeFileSync(manifest, JSON.stringify({
     SchemaVersion: 1, Name: 'g', ComponentId: '6f1c3b5e-2d4a-4c8b-9e7f-0a1b2c3d4e5f',
     Capabilities: { AllowedConnections: ['broker.example.com:1883', 'www.example.com:8883', '10.1.0.0/16:503'], Uart: ['/dev/ttyUSB0'] },
@@ -96,9 +96,9 @@ t.test('run without its manifest, or with one that does not allow what the confi
   t.equal(narrow.code, 1);
   t.equal(narrow.stderr, [
     `guardian: GUARDIAN_E_FIREWALL_CONFIG: ${manifest} has 3 problems:`,
-    "upstream.mqtt.url: broker.example.com:8883 is not in the manifest's Capabilities.AllowedConnections",
-    "buses[0]: 10.1.2.3:502 is not in the manifest's Capabilities.AllowedConnections",
-    "buses[1].port: serial device /dev/ttyUSB7 is not in the manifest's Capabilities.Uart",
+    "upstream.mqtt.url: broker.example.com:8883 is not in the manifest's Capabilities.AllowedConnections — add \"broker.example.com:8883\"",
+    "buses[0]: 10.1.2.3:502 is not in the manifest's Capabilities.AllowedConnections — add \"10.1.2.3:502\"",
+    "buses[1].port: serial device /dev/ttyUSB7 is not in the manifest's Capabilities.Uart — add \"/dev/ttyUSB7\"",
     '',
   ].join('\n'), 'each thing the config uses and the manifest does not allow, with its config path');
   t.notOk(existsSync(join(dir, 'state')), 'nothing was started');

@@ -5,6 +5,7 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import type { ConfigError} from '../../src/config/load.js';
 import { parseConfig } from '../../src/config/load.js';
+import { manifestFor } from '../../src/firewall/config-coverage.js';
 import { runCli } from '../fixtures/cli.js';
 
 type Doc = Record<string, unknown>;
@@ -170,7 +171,10 @@ t.test('guardian check-config prints every problem and exits non-zero', async (t
   const dir = mkdtempSync(join(tmpdir(), 'guardian-config-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const good = join(dir, 'good.yaml');
-  writeFileSync(good, stringify(base()));
+  // check-config checks the files the config names too (test/cli/config-promise.test.ts): a real manifest and state directory
+  const goodDoc = { ...base(), gateway: { id: 'gw1', stateDir: join(dir, 'state') }, firewall: { manifest: join(dir, 'app_manifest.json') } };
+  writeFileSync(good, stringify(goodDoc));
+  writeFileSync(join(dir, 'app_manifest.json'), JSON.stringify(manifestFor(parseConfig(stringify(goodDoc), good))));
   const ok = await runCli(['check-config', good]);
   t.equal(ok.code, 0);
   t.equal(ok.stdout, `${good}: OK (2 buses, 2 devices, 2 points)\n`);

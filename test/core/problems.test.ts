@@ -58,5 +58,5 @@ t.test('the config, the manifest and the firewall coverage all throw a ProblemLi
   t.same(thrown.map((e) => [e instanceof ConfigError, e instanceof ManifestError, e instanceof FirewallConfigError]), [
     [true, false, false], [true, false, false], [false, true, false], [false, true, false], [false, false, true],
   ], 'the narrowed classes still tell the three apart');
-  t.same((thrown[4] as ProblemListError).problems, ["buses[0]: 10.1.2.3:502 is not in the manifest's Capabilities.AllowedConnections"]);
+  t.same((thrown[4] as ProblemListError).problems, ["buses[0]: 10.1.2.3:502 is not in the manifest's Capabilities.AllowedConnections — add \"10.1.2.3:502\""]);
 });

@@ -118,7 +118,7 @@ t.test('the broker unreachable at start: the gateway keeps polling, queues, and 
   t.same(backlog, [1, 2, 3], 'the backlog arrives in order, once each; a live reading may come before it');
 });
 
-t.test('TLS files missing at start: the upstream is retried alone, polling goes on, and the queue is delivered once they appear', async (t) => {
+t.test('TLS files missing at start: run refuses before starting anything (check-config\'s promise); once they exist it starts and delivers', async (t) => {
   const dir = await tmpDir(t);
   const pki = await makePki(await tmpDir(t));
   const broker = await startMosquitto(t, { tls: { caFile: pki.caCert, certFile: pki.serverCert, keyFile: pki.serverKey, requireCertificate: true } });
@@ -129,15 +129,15 @@ t.test('TLS files missing at start: the upstream is retried alone, polling goes 
     { name: 'press', unitId: 1, pollIntervalMs: 100, points: [{ name: 'v', table: 'holding', address: 0, type: 'uint16' }] },
   ])]);
   ((config['upstream'] as Record<string, Record<string, unknown>>)['mqtt'] as Record<string, unknown>)['tls'] = tls;
-  const gw = await startGateway(t, config);
-  const missing = await gw.waitForLog((l) => (l['err'] as { code?: string } | undefined)?.code === 'GUARDIAN_E_TLS_FILE');
-  t.match(missing['msg'], /cannot read TLS CA .*later\/ca\.pem/);
-  await gw.waitForLog((l) => l['msg'] === 'component retry scheduled' && l['component'] === 'upstream:mqtt');
-  await gw.waitForLog((l) => l['msg'] === 'component started' && l['component'] === 'modbus:plc');
+  const refused = await startGateway(t, config);
+  t.equal(await refused.exited, 1, 'run exits 1');
+  t.match(refused.stderr(), /^guardian: GUARDIAN_E_CONFIG_FILES: .* has 3 problems:\nupstream\.mqtt\.tls\.ca: .*later\/ca\.pem: no such file\n/, 'naming each file');
+  t.notOk(refused.lines.some((l) => l['msg'] === 'guardian starting'), 'nothing was started');
   mkdirSync(join(dir, 'later'));
   copyFileSync(pki.caCert, tls.ca);
   copyFileSync(pki.clientCert, tls.cert);
   copyFileSync(pki.clientKey, tls.key);
+  await startGateway(t, config);
   await sub.waitFor((m) => json(m)['seq'] === 3, 20000);
   const seqs = sub.messages.map((m) => json(m)['seq'] as number);
   t.same(seqs, seqs.map((_, i) => i + 1), 'every reading since start, in order');

@@ -4,7 +4,7 @@ import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { Backoff } from '../../core/backoff.js';
 import type { MqttConfig } from '../../config/types.js';
-import { GuardianError } from '../../core/errors.js';
+import { GuardianError, isTransient } from '../../core/errors.js';
 import { SafeEmitter } from '../../core/events.js';
 import { redactUrl } from '../../core/redact.js';
 import type { UpstreamAdapter, UpstreamCredentials, UpstreamEvents, UpstreamMessage } from '../../core/types.js';
@@ -183,8 +183,16 @@ export class MqttUpstream implements UpstreamAdapter {
       if (current()) this.open(secrets);
     }, (err: unknown) => {
       if (!current()) return;
-      const delay = this.backoff.next();
-      this.options.log.error({ err, retryInMs: delay }, 'cannot get the upstream credentials from the key store; retrying');
+      if (!(err instanceof GuardianError) || isTransient(err)) {
+        const delay = this.backoff.next();
+        this.options.log.error({ err, retryInMs: delay }, 'cannot get the upstream credentials from the key store; retrying');
+        this.timer = setTimeout(() => this.connect(), delay);
+        return;
+      }
+      // it cannot pass by itself (a damaged key store): the credentials raised their alarm once;
+      // look again at the longest backoff, quietly, for the key store to be repaired
+      const delay = this.options.config.reconnect.maxMs;
+      this.options.log.debug({ code: err.code, retryInMs: delay }, 'upstream credentials still refused by the key store');
       this.timer = setTimeout(() => this.connect(), delay);
     });
   }
