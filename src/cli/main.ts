@@ -50,6 +50,7 @@ async function checkConfig(values: Values, positionals: string[]): Promise<numbe
 async function checkManifest(values: Values): Promise<number> {
   const path = values.manifest ?? DEFAULT_MANIFEST_PATH;
   const m = (await import('../firewall/manifest.js')).loadManifest(path);
+  for (const w of m.warnings) process.stderr.write(`warning: ${w}\n`);
   const list = (xs: readonly (string | number)[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
   process.stdout.write([
     `${path}: OK (${m.name}, ${m.componentId})`,

@@ -1,5 +1,5 @@
 // The promise as a property (fast-check): for variants of the shipped configs
-// (config/example.yaml, config/demo.yaml) with values the schema accepts, real
+// (config/example.yaml, the demo's config/demo.guardian.yaml.tmpl) with values the schema accepts, real
 // files, a real broker (Mosquitto, plain and TLS) and a real Modbus device
 // (pymodbus): when `check-config` accepts the config, `run` reaches "guardian
 // running"; when it refuses it, `run` refuses it too, with the same first line.
@@ -82,7 +82,7 @@ async function peers(t: Test): Promise<Peers> {
 
 /** The shipped config, its placeholders filled (demo) and its buses pointed at the test's device. */
 function baseDoc(v: Variant, p: Peers): Doc {
-  const text = readFileSync(`config/${v.base}.yaml`, 'utf8')
+  const text = readFileSync(v.base === 'demo' ? 'config/demo.guardian.yaml.tmpl' : `config/${v.base}.yaml`, 'utf8')
     .replaceAll('${STATE_DIR}', '/unused').replaceAll('${BROKER_PORT}', '1883').replaceAll('${SIM_PORT}', String(p.modbusPort)).replaceAll('${MANIFEST}', '/unused');
   const doc = parse(text) as Doc;
   const buses = doc['buses'] as Doc[];
