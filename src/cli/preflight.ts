@@ -14,8 +14,9 @@
  *    is a warning: `run` retries it with backoff.
  * Nothing is created or written. Warnings (exit stays 0) come back as lines.
  */
+import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import type { GatewayConfig } from '../config/types.js';
+import type { GatewayConfig, MqttTlsConfig } from '../config/types.js';
 import { GuardianError, isTransient } from '../core/errors.js';
 import { ProblemListError } from '../core/problems.js';
 import { configWarnings, loadFirewall } from '../firewall/config-coverage.js';
@@ -23,7 +24,9 @@ import { ManifestError, type Manifest } from '../firewall/manifest.js';
 import type { ConnectionPolicy } from '../firewall/policy.js';
 import { chooseBackend } from '../identity/backend.js';
 import { checkUpstreamCredentials, needsKeyStore } from '../identity/upstream-credentials.js';
+import { tlsContentProblems } from '../upstream/mqtt/tls.js';
 import { lookupUser, NO_SUCH_FILE, processUser, readProblem, SERVICE_GROUPS, SERVICE_USER, stateDirProblem, type AccessUser } from './file-access.js';
+import { mountProblem, stateEntryProblems } from './state-dir.js';
 
 export interface PreflightOptions {
   /** The config file (named in messages and in the `firewall init` command shown). */
@@ -82,9 +85,10 @@ function secretFile(config: GatewayConfig): { path: string; file: string } | und
   return backend === 'tpm' ? undefined : { path: 'identity.plutonSim.secretFile', file: config.identity.plutonSim.secretFile };
 }
 
-/** Every file problem, `<config path>: <file>: <why>` each. */
-export function fileProblems(config: GatewayConfig, user: AccessUser): string[] {
+/** Every file problem, `<config path>: <file>: <why>` each; the config file itself as `config file: <file>: <why>`. */
+export function fileProblems(config: GatewayConfig, user: AccessUser, configFile?: string): string[] {
   const files: { path: string; file: string; hint?: string }[] = [];
+  if (configFile !== undefined) files.push({ path: 'config file', file: configFile });
   const tls = config.upstream.mqtt.tls;
   if (tls !== undefined) {
     files.push({ path: 'upstream.mqtt.tls.ca', file: tls.ca });
@@ -97,20 +101,56 @@ export function fileProblems(config: GatewayConfig, user: AccessUser): string[] 
     const why = readProblem(file, user);
     return why === undefined ? [] : [`${path}: ${file}: ${why}${why === NO_SUCH_FILE ? hint ?? '' : ''}`];
   });
-  const state = stateDirProblem(config.gateway.stateDir, user);
-  if (state !== undefined) problems.push(`gateway.stateDir: ${config.gateway.stateDir}: ${state}`);
+  // the contents only when every TLS file can be read: a key is checked against its certificate
+  if (tls !== undefined && !problems.some((p) => p.startsWith('upstream.mqtt.tls.'))) problems.push(...tlsProblems(tls));
+  problems.push(...stateProblems(config.gateway.stateDir, user));
   return problems;
+}
+
+/** The TLS files' contents as the daemon reads them (src/upstream/mqtt/tls.ts). */
+function tlsProblems(tls: MqttTlsConfig): string[] {
+  const read = (file: string | undefined): Buffer | undefined => (file === undefined ? undefined : readFileSync(file));
+  const cert = read(tls.cert);
+  const key = read(tls.key);
+  const material = { ca: readFileSync(tls.ca), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
+  return tlsContentProblems(tls, material).map((p) => `${p.path}: ${p.file}: ${p.why}`);
+}
+
+/** The state directory: usable by the user, on a writable file system, and its entries of the right type. */
+function stateProblems(dir: string, user: AccessUser): string[] {
+  const state = stateDirProblem(dir, user) ?? mountProblem(dir);
+  if (state !== undefined) return [`gateway.stateDir: ${dir}: ${state}`];
+  return stateEntryProblems(dir).map((p) => `gateway.stateDir: ${p}`);
+}
+
+/**
+ * The manifest stage's error, or undefined when it passes. Its problems are
+ * reported together with the file stage's (one list, the manifest stage's code),
+ * so a fresh machine sees everything to fix at once.
+ */
+function manifestStage(config: GatewayConfig, options: PreflightOptions): { manifest: Manifest; policy: ConnectionPolicy } | ProblemListError {
+  const manifestFile = config.firewall.manifest;
+  const unreadable = readProblem(manifestFile, options.user);
+  // a missing manifest is loadFirewall's to report: it says how to make one
+  if (unreadable !== undefined && unreadable !== NO_SUCH_FILE) return new ManifestError('GUARDIAN_E_MANIFEST_READ', manifestFile, [`firewall.manifest: ${manifestFile}: ${unreadable}`]);
+  try {
+    return loadFirewall(config, options.configFile);
+  } catch (err) {
+    if (err instanceof ProblemListError) return err;
+    throw err;
+  }
 }
 
 /** Runs the three stages; throws the first stage's error. */
 export async function preflight(config: GatewayConfig, options: PreflightOptions): Promise<PreflightResult> {
-  const manifestFile = config.firewall.manifest;
-  const unreadable = readProblem(manifestFile, options.user);
-  // a missing manifest is loadFirewall's to report: it says how to make one
-  if (unreadable !== undefined && unreadable !== NO_SUCH_FILE) throw new ManifestError('GUARDIAN_E_MANIFEST_READ', manifestFile, [`firewall.manifest: ${manifestFile}: ${unreadable}`]);
-  const { manifest, policy } = loadFirewall(config, options.configFile);
-  const problems = fileProblems(config, options.user);
+  const firewall = manifestStage(config, options);
+  const problems = fileProblems(config, options.user, options.configFile);
+  if (firewall instanceof ProblemListError) {
+    if (problems.length === 0) throw firewall;
+    throw new ProblemListError(firewall.code, `${firewall.source} (and the files ${options.configFile} names)`, [...firewall.problems, ...problems]);
+  }
   if (problems.length > 0) throw new ProblemListError('GUARDIAN_E_CONFIG_FILES', options.configFile, problems);
+  const { manifest, policy } = firewall;
   const warnings = configWarnings(config, manifest);
   options.beforeKeys?.(policy);
   try {
