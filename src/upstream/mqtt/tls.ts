@@ -61,14 +61,19 @@ function certificates(pem: Buffer): X509Certificate[] | string {
   return certs;
 }
 
+const ENCRYPTED = /-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m;
+
 /** The private key, or why it is not usable (Guardian has no passphrase option: an encrypted key is refused). */
 function privateKey(pem: Buffer): KeyObject | string {
+  if (ENCRYPTED.test(pem.toString('latin1'))) {
+    return 'the private key is encrypted and Guardian takes no passphrase: decrypt it (`openssl pkey -in KEY -out PLAIN`) and keep it mode 0600';
+  }
   try {
     return createPrivateKey({ key: pem, format: 'pem' });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MISSING_PASSPHRASE') return 'the private key is encrypted; Guardian takes no passphrase: decrypt it (openssl pkey -in KEY -out KEY.plain) and keep it mode 0600';
-    return `it holds no PEM private key (-----BEGIN PRIVATE KEY----- or a PKCS#1/SEC1 key) that can be read (${code ?? 'invalid'})`;
+    // whatever OpenSSL's reason (no PEM block, a certificate, bad base64), the fix is the same
+    if (!(err instanceof Error)) throw err;
+    return 'it holds no PEM private key that can be read (-----BEGIN PRIVATE KEY-----, or an RSA/EC key)';
   }
 }
 
