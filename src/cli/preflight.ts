@@ -158,7 +158,7 @@ export async function preflight(config: GatewayConfig, options: PreflightOptions
   } catch (err) {
     if (!isTransient(err)) throw err;
     const e = err as GuardianError;
-    warnings.push(`identity: the key store cannot be reached now (${e.code}: ${e.message}); \`guardian run\` retries it with backoff`);
+    warnings.push(`identity: the key store is not available now (${e.code}: ${e.message}); \`guardian run\` retries it with backoff`);
   }
   return { manifest, policy, warnings };
 }

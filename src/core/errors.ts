@@ -63,6 +63,7 @@ export const ErrorCodes = {
   GUARDIAN_E_KEYSTORE_SECRET: { hint: 'A key store secret file (the simulated Pluton device secret, or the TPM owner authorization file) is missing, malformed or readable by others; it must be mode 0600 and owned by the user that runs Guardian.', transient: false },
   GUARDIAN_E_KEYSTORE_INPUT: { hint: 'A key store operation got an invalid argument (key name, digest length, secret size, nonce, PCR selection); fix the call or command line.', transient: false },
   GUARDIAN_E_TPM_UNAVAILABLE: { hint: 'The TPM cannot be reached through the configured TCTI (identity.tpm.tcti), or tpm2-tools is not installed; check /dev/tpmrm0, the tss group and the TCTI string.', transient: true },
+  GUARDIAN_E_TPM_TCTI: { hint: 'identity.tpm.tcti names a TCTI whose module tpm2-tools cannot load (libtss2-tcti-NAME.so is not installed, or the name is misspelled); use device:/dev/tpmrm0, swtpm:… or mssim:… and install the module.', transient: false },
   GUARDIAN_E_TPM: { hint: 'The TPM refused a command; the TPM response code (rc) says why. See `tpm2_rc_decode <rc>`.', transient: false },
   GUARDIAN_E_IDENTITY_UNSUPPORTED: { hint: 'This key store backend cannot do that (the simulated Pluton store has no PCRs and cannot attest); use a TPM.', transient: false },
   GUARDIAN_E_IDENTITY_BACKEND: { hint: 'The identity was provisioned with another key store backend than identity.backend names; set it to that backend (or auto). Switching backends means a new identity and a new certificate.', transient: false },
