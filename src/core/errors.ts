@@ -20,7 +20,7 @@ export const ErrorCodes = {
   GUARDIAN_E_MANIFEST_PARSE: { hint: 'The manifest is not valid JSON or repeats a key; fix it at the position shown.', transient: false },
   GUARDIAN_E_MANIFEST_INVALID: { hint: 'The manifest does not match the Azure Sphere shape or Guardian\'s rules; fix every path listed.', transient: false },
   GUARDIAN_E_CONFIG_FILES: { hint: 'A file or directory the config names (TLS CA/cert/key, the manifest, the key store secret, the state directory) is missing, unreadable by the user Guardian runs as, or unsafe; fix each `<config path>: <file>: <why>` line listed.', transient: false },
-  GUARDIAN_E_TLS_FILE: { hint: 'A TLS file named in the config cannot be read; check the path and permissions.', transient: false },
+  GUARDIAN_E_TLS_FILE: { hint: 'A TLS file named in the config cannot be read or does not hold what it must (the CA PEM certificates, the client certificate, an unencrypted private key matching it); check the path, the permissions and the contents.', transient: false },
   GUARDIAN_E_COMPONENT_START: { hint: 'A component failed to start; it is retried with backoff, the others keep running.', transient: true },
   GUARDIAN_E_MODBUS_CONNECT: { hint: 'The Modbus bus cannot be opened (serial port or TCP endpoint); check cabling, the port and the address.', transient: true },
   GUARDIAN_E_MODBUS_TIMEOUT: { hint: 'The Modbus device did not answer in time; check its unit id, wiring and timeout.', transient: true },
