@@ -2,11 +2,13 @@
  * The one preflight behind `guardian check-config` and the start of `guardian
  * run` (before the daemon starts anything): what can never work stops both,
  * with the same error and code, so "check-config says OK" means `run` starts.
- * In order (the first stage that fails is the error):
+ * In order; the problems of stages 1 and 2 are reported together (one list, the
+ * code of the first that failed), stage 3 runs only when both pass:
  * 1. the manifest: there (or how to make one), readable, valid, and allowing what the
  *    config uses (GUARDIAN_E_MANIFEST_READ, …_PARSE, …_INVALID, GUARDIAN_E_FIREWALL_CONFIG);
- * 2. the files the config names: readable TLS files and simulated-Pluton
- *    device secret, a usable state directory — as the user the check is for
+ * 2. the files the config names: the config file itself, readable TLS files whose
+ *    contents are what the daemon needs, the simulated-Pluton device secret, a usable
+ *    state directory (a writable mount, its entries of the right type) — as the user the check is for
  *    (GUARDIAN_E_CONFIG_FILES, every problem listed);
  * 3. every key the upstream uses, opened through the key store
  *    (GUARDIAN_E_KEYSTORE_CORRUPT and the other key store codes). A key store
@@ -141,7 +143,7 @@ function manifestStage(config: GatewayConfig, options: PreflightOptions): { mani
   }
 }
 
-/** Runs the three stages; throws the first stage's error. */
+/** Runs the three stages; throws the first failing stage's error (stages 1 and 2 in one list). */
 export async function preflight(config: GatewayConfig, options: PreflightOptions): Promise<PreflightResult> {
   const firewall = manifestStage(config, options);
   const problems = fileProblems(config, options.user, options.configFile);
