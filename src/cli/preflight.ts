@@ -2,11 +2,13 @@
  * The one preflight behind `guardian check-config` and the start of `guardian
  * run` (before the daemon starts anything): what can never work stops both,
  * with the same error and code, so "check-config says OK" means `run` starts.
- * In order (the first stage that fails is the error):
+ * In order; the problems of stages 1 and 2 are reported together (one list, the
+ * code of the first that failed), stage 3 runs only when both pass:
  * 1. the manifest: there (or how to make one), readable, valid, and allowing what the
  *    config uses (GUARDIAN_E_MANIFEST_READ, …_PARSE, …_INVALID, GUARDIAN_E_FIREWALL_CONFIG);
- * 2. the files the config names: readable TLS files and simulated-Pluton
- *    device secret, a usable state directory — as the user the check is for
+ * 2. the files the config names: the config file itself, readable TLS files whose
+ *    contents are what the daemon needs, the simulated-Pluton device secret, a usable
+ *    state directory (a writable mount, its entries of the right type) — as the user the check is for
  *    (GUARDIAN_E_CONFIG_FILES, every problem listed);
  * 3. every key the upstream uses, opened through the key store
  *    (GUARDIAN_E_KEYSTORE_CORRUPT and the other key store codes). A key store
@@ -14,8 +16,9 @@
  *    is a warning: `run` retries it with backoff.
  * Nothing is created or written. Warnings (exit stays 0) come back as lines.
  */
+import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import type { GatewayConfig } from '../config/types.js';
+import type { GatewayConfig, MqttTlsConfig } from '../config/types.js';
 import { GuardianError, isTransient } from '../core/errors.js';
 import { ProblemListError } from '../core/problems.js';
 import { configWarnings, loadFirewall } from '../firewall/config-coverage.js';
@@ -23,7 +26,9 @@ import { ManifestError, type Manifest } from '../firewall/manifest.js';
 import type { ConnectionPolicy } from '../firewall/policy.js';
 import { chooseBackend } from '../identity/backend.js';
 import { checkUpstreamCredentials, needsKeyStore } from '../identity/upstream-credentials.js';
+import { tlsContentProblems } from '../upstream/mqtt/tls.js';
 import { lookupUser, NO_SUCH_FILE, processUser, readProblem, SERVICE_GROUPS, SERVICE_USER, stateDirProblem, type AccessUser } from './file-access.js';
+import { mountProblem, stateEntryProblems } from './state-dir.js';
 
 export interface PreflightOptions {
   /** The config file (named in messages and in the `firewall init` command shown). */
@@ -82,9 +87,10 @@ function secretFile(config: GatewayConfig): { path: string; file: string } | und
   return backend === 'tpm' ? undefined : { path: 'identity.plutonSim.secretFile', file: config.identity.plutonSim.secretFile };
 }
 
-/** Every file problem, `<config path>: <file>: <why>` each. */
-export function fileProblems(config: GatewayConfig, user: AccessUser): string[] {
+/** Every file problem, `<config path>: <file>: <why>` each; the config file itself as `config file: <file>: <why>`. */
+export function fileProblems(config: GatewayConfig, user: AccessUser, configFile?: string): string[] {
   const files: { path: string; file: string; hint?: string }[] = [];
+  if (configFile !== undefined) files.push({ path: 'config file', file: configFile });
   const tls = config.upstream.mqtt.tls;
   if (tls !== undefined) {
     files.push({ path: 'upstream.mqtt.tls.ca', file: tls.ca });
@@ -97,20 +103,56 @@ export function fileProblems(config: GatewayConfig, user: AccessUser): string[] 
     const why = readProblem(file, user);
     return why === undefined ? [] : [`${path}: ${file}: ${why}${why === NO_SUCH_FILE ? hint ?? '' : ''}`];
   });
-  const state = stateDirProblem(config.gateway.stateDir, user);
-  if (state !== undefined) problems.push(`gateway.stateDir: ${config.gateway.stateDir}: ${state}`);
+  // the contents only when every TLS file can be read: a key is checked against its certificate
+  if (tls !== undefined && !problems.some((p) => p.startsWith('upstream.mqtt.tls.'))) problems.push(...tlsProblems(tls));
+  problems.push(...stateProblems(config.gateway.stateDir, user));
   return problems;
 }
 
-/** Runs the three stages; throws the first stage's error. */
-export async function preflight(config: GatewayConfig, options: PreflightOptions): Promise<PreflightResult> {
+/** The TLS files' contents as the daemon reads them (src/upstream/mqtt/tls.ts). */
+function tlsProblems(tls: MqttTlsConfig): string[] {
+  const read = (file: string | undefined): Buffer | undefined => (file === undefined ? undefined : readFileSync(file));
+  const cert = read(tls.cert);
+  const key = read(tls.key);
+  const material = { ca: readFileSync(tls.ca), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
+  return tlsContentProblems(tls, material).map((p) => `${p.path}: ${p.file}: ${p.why}`);
+}
+
+/** The state directory: usable by the user, on a writable file system, and its entries of the right type. */
+function stateProblems(dir: string, user: AccessUser): string[] {
+  const state = stateDirProblem(dir, user) ?? mountProblem(dir);
+  if (state !== undefined) return [`gateway.stateDir: ${dir}: ${state}`];
+  return stateEntryProblems(dir).map((p) => `gateway.stateDir: ${p}`);
+}
+
+/**
+ * The manifest stage's error, or undefined when it passes. Its problems are
+ * reported together with the file stage's (one list, the manifest stage's code),
+ * so a fresh machine sees everything to fix at once.
+ */
+function manifestStage(config: GatewayConfig, options: PreflightOptions): { manifest: Manifest; policy: ConnectionPolicy } | ProblemListError {
   const manifestFile = config.firewall.manifest;
   const unreadable = readProblem(manifestFile, options.user);
   // a missing manifest is loadFirewall's to report: it says how to make one
-  if (unreadable !== undefined && unreadable !== NO_SUCH_FILE) throw new ManifestError('GUARDIAN_E_MANIFEST_READ', manifestFile, [`firewall.manifest: ${manifestFile}: ${unreadable}`]);
-  const { manifest, policy } = loadFirewall(config, options.configFile);
-  const problems = fileProblems(config, options.user);
+  if (unreadable !== undefined && unreadable !== NO_SUCH_FILE) return new ManifestError('GUARDIAN_E_MANIFEST_READ', manifestFile, [`firewall.manifest: ${manifestFile}: ${unreadable}`]);
+  try {
+    return loadFirewall(config, options.configFile);
+  } catch (err) {
+    if (err instanceof ProblemListError) return err;
+    throw err;
+  }
+}
+
+/** Runs the three stages; throws the first failing stage's error (stages 1 and 2 in one list). */
+export async function preflight(config: GatewayConfig, options: PreflightOptions): Promise<PreflightResult> {
+  const firewall = manifestStage(config, options);
+  const problems = fileProblems(config, options.user, options.configFile);
+  if (firewall instanceof ProblemListError) {
+    if (problems.length === 0) throw firewall;
+    throw new ProblemListError(firewall.code, `${firewall.source} (and the files ${options.configFile} names)`, [...firewall.problems, ...problems]);
+  }
   if (problems.length > 0) throw new ProblemListError('GUARDIAN_E_CONFIG_FILES', options.configFile, problems);
+  const { manifest, policy } = firewall;
   const warnings = configWarnings(config, manifest);
   options.beforeKeys?.(policy);
   try {
@@ -118,7 +160,7 @@ export async function preflight(config: GatewayConfig, options: PreflightOptions
   } catch (err) {
     if (!isTransient(err)) throw err;
     const e = err as GuardianError;
-    warnings.push(`identity: the key store cannot be reached now (${e.code}: ${e.message}); \`guardian run\` retries it with backoff`);
+    warnings.push(`identity: the key store is not available now (${e.code}: ${e.message}); \`guardian run\` retries it with backoff`);
   }
   return { manifest, policy, warnings };
 }

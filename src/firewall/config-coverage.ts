@@ -5,6 +5,7 @@ import { ProblemListError } from '../core/problems.js';
 import { suggestKey } from '../core/schema-errors.js';
 import { loadManifest, ManifestError, type Manifest } from './manifest.js';
 import { ConnectionPolicy } from './policy.js';
+import { writeRuleWarnings } from './write-warnings.js';
 
 /** The config uses what the manifest does not allow: one `<config path>: …` line each. */
 export class FirewallConfigError extends ProblemListError<'GUARDIAN_E_FIREWALL_CONFIG'> {}
@@ -75,7 +76,8 @@ export function manifestFor(config: GatewayConfig, extra: { tcpServerPorts?: rea
 /**
  * What the manifest says that the config makes pointless, one `<manifest path>: …`
  * line each, to print as warnings: a write policy for a device the config does not
- * have (a typo there silently denies every write to the real device), and what the
+ * have (a typo there silently denies every write to the real device), write limits
+ * that can never allow a write (src/firewall/write-warnings.ts), and what the
  * manifest itself warns about (a bare `Uart` name).
  */
 export function configWarnings(config: GatewayConfig, manifest: Manifest): string[] {
@@ -85,7 +87,11 @@ export function configWarnings(config: GatewayConfig, manifest: Manifest): strin
     const hint = suggestKey(device, names);
     return `Guardian.WritePolicy.Devices.${device}: the config has no device '${device}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}; this policy allows nothing (${shown})`;
   });
-  return [...manifest.warnings, ...unknown];
+  const limits = config.buses.flatMap((b) => b.devices).flatMap((d) => {
+    const policy = manifest.writePolicy.get(d.name);
+    return policy === undefined ? [] : writeRuleWarnings(d, policy);
+  });
+  return [...manifest.warnings, ...unknown, ...limits];
 }
 
 /** Why the manifest file is not there, and how to make one; the config file is named in the command shown. */

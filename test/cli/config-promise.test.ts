@@ -3,7 +3,8 @@
 // the key store) through the real CLI — check-config AND run give the same code and
 // line, run exits before "guardian starting", and nothing is written.
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
@@ -64,6 +65,18 @@ function tamper(file: string, field: string): void {
   writeFileSync(file, JSON.stringify(record, null, 2), { mode: 0o600 });
 }
 
+const NO_KEY = 'it holds no PEM private key that can be read (-----BEGIN PRIVATE KEY-----, or an RSA/EC key)';
+
+/** A state directory (0700) with one entry of the wrong kind: a file of text, a directory, or a link to the CA file. */
+function stateWith(s: Setup, name: string, kind: 'file' | 'dir' | 'link'): void {
+  const state = path.join(s.dir, 'state');
+  mkdirSync(state, { mode: 0o700 });
+  const entry = path.join(state, name);
+  if (kind === 'file') writeFileSync(entry, 'not a database, not a directory\n');
+  else if (kind === 'dir') mkdirSync(entry);
+  else symlinkSync(path.join(s.dir, 'ca.pem'), entry);
+}
+
 const cases: Case[] = [
   { name: 'missing CA', code: 'GUARDIAN_E_CONFIG_FILES', line: 'upstream.mqtt.tls.ca: DIR/nope-ca.pem: no such file', mutate: (s) => { tls(s.doc)['ca'] = path.join(s.dir, 'nope-ca.pem'); } },
   { name: 'missing client cert', code: 'GUARDIAN_E_CONFIG_FILES', line: 'upstream.mqtt.tls.cert: DIR/nope.pem: no such file', mutate: (s) => { tls(s.doc)['cert'] = path.join(s.dir, 'nope.pem'); } },
@@ -83,6 +96,59 @@ const cases: Case[] = [
       cpSync(path.join(s.dir, 'client.key'), path.join(s.dir, 'private', 'client.key'));
       tls(s.doc)['key'] = path.join(s.dir, 'private', 'client.key');
     },
+  },
+  { name: 'CA not a PEM file', code: 'GUARDIAN_E_CONFIG_FILES', line: 'upstream.mqtt.tls.ca: DIR/ca.pem: it holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)', mutate: (s) => { writeFileSync(path.join(s.dir, 'ca.pem'), 'not a pem\n'); } },
+  { name: 'CA a private key', code: 'GUARDIAN_E_CONFIG_FILES', line: 'upstream.mqtt.tls.ca: DIR/client.key: it holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)', mutate: (s) => { tls(s.doc)['ca'] = path.join(s.dir, 'client.key'); } },
+  { name: 'CA a JSON file', code: 'GUARDIAN_E_CONFIG_FILES', line: 'upstream.mqtt.tls.ca: DIR/ca.pem: it holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)', mutate: (s) => { writeFileSync(path.join(s.dir, 'ca.pem'), '{"ca": true}\n'); } },
+  { name: 'client cert not a PEM file', code: 'GUARDIAN_E_CONFIG_FILES', line: 'upstream.mqtt.tls.cert: DIR/client.pem: it holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)', mutate: (s) => { writeFileSync(path.join(s.dir, 'client.pem'), 'not a pem\n'); } },
+  { name: 'client key not a PEM file', code: 'GUARDIAN_E_CONFIG_FILES', line: `upstream.mqtt.tls.key: DIR/client.key: ${NO_KEY}`, mutate: (s) => { writeFileSync(path.join(s.dir, 'client.key'), 'not a pem\n'); } },
+  {
+    name: 'client key not the certificate\'s', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'upstream.mqtt.tls.key: DIR/client.key: the key does not match the certificate in DIR/client.pem (upstream.mqtt.tls.cert)',
+    mutate: (s) => { writeFileSync(path.join(s.dir, 'client.key'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' })); },
+  },
+  {
+    name: 'client key encrypted', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'upstream.mqtt.tls.key: DIR/client.key: the private key is encrypted and Guardian takes no passphrase: decrypt it (`openssl pkey -in KEY -out PLAIN`) and keep it mode 0600',
+    mutate: (s) => {
+      const key = createPrivateKey(readFileSync(path.join(s.dir, 'client.key')));
+      writeFileSync(path.join(s.dir, 'client.key'), key.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'secret' }));
+    },
+  },
+  {
+    name: 'state directory a symbolic link', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'gateway.stateDir: DIR/state: it is a symbolic link (to DIR/real); the identity files refuse to follow links: set gateway.stateDir to the real path',
+    mutate: (s) => { mkdirSync(path.join(s.dir, 'real'), { mode: 0o700 }); symlinkSync(path.join(s.dir, 'real'), path.join(s.dir, 'state')); },
+  },
+  {
+    name: 'failures a regular file', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'gateway.stateDir: DIR/state/failures: it is a regular file, not a directory; move it away (Guardian makes the directory)',
+    mutate: (s) => { stateWith(s, 'failures', 'file'); },
+  },
+  {
+    name: 'identity a regular file', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'gateway.stateDir: DIR/state/identity: it is a regular file, not a directory; move it away (Guardian makes the directory)',
+    mutate: (s) => { stateWith(s, 'identity', 'file'); },
+  },
+  {
+    name: 'command journal a directory', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'gateway.stateDir: DIR/state/commands.journal: it is a directory, not a regular file; move it away (Guardian makes the file)',
+    mutate: (s) => { stateWith(s, 'commands.journal', 'dir'); },
+  },
+  {
+    name: 'outbox a directory', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'gateway.stateDir: DIR/state/outbox.db: it is a directory, not a regular file; move it away (Guardian makes the file)',
+    mutate: (s) => { stateWith(s, 'outbox.db', 'dir'); },
+  },
+  {
+    name: 'outbox WAL a symbolic link', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'gateway.stateDir: DIR/state/outbox.db-wal: it is a symbolic link, not a regular file; move it away (Guardian makes the file)',
+    mutate: (s) => { stateWith(s, 'outbox.db-wal', 'link'); },
+  },
+  {
+    name: 'outbox not a database', code: 'GUARDIAN_E_CONFIG_FILES',
+    line: 'gateway.stateDir: DIR/state/outbox.db: it is not an SQLite database (no "SQLite format 3" header); move it away and Guardian makes a new outbox',
+    mutate: (s) => { stateWith(s, 'outbox.db', 'file'); },
   },
   {
     name: 'manifest the service user cannot read', code: 'GUARDIAN_E_MANIFEST_READ', asNobody: true,
@@ -237,6 +303,7 @@ t.test('bad configs of every preflight kind: check-config and run fail alike, be
       const { dir, file, doc } = await prepare(t, c, g);
       const stateDir = String(gw(doc)['stateDir']);
       const stateBefore = existsSync(stateDir);
+      const outboxBefore = existsSync(path.join(stateDir, 'outbox.db'));
       const nobody = c.asNobody === true;
       const check = await cli(['check-config', file], nobody);
       const run = await cli(['run', '--config', file], nobody);
@@ -250,7 +317,7 @@ t.test('bad configs of every preflight kind: check-config and run fail alike, be
       t.ok(run.stderr.split('\n').includes(line), `${c.name}: the same line from run`);
       t.notMatch(run.stdout, /guardian starting|guardian running/, `${c.name}: nothing started`);
       t.equal(existsSync(stateDir), stateBefore, `${c.name}: no state directory was made`);
-      t.notOk(existsSync(path.join(stateDir, 'outbox.db')), `${c.name}: no outbox was written`);
+      t.equal(existsSync(path.join(stateDir, 'outbox.db')), outboxBefore, `${c.name}: no outbox was written`);
       if (nobody) {
         const asUser = await runCli(['check-config', '--as-user', 'nobody', file]);
         t.equal(asUser.stderr.split('\n')[0], first, `${c.name}: root with --as-user nobody sees the same`);

@@ -79,7 +79,7 @@ t.test('run without its manifest, or with one that does not allow what the confi
   const manifest = join(dir, 'app_manifest.json');
   writeFileSync(file, stringify({
     version: 1, gateway: { id: 'g', stateDir: join(dir, 'state') }, firewall: { manifest },
-    upstream: { mqtt: { url: 'mqtts://broker.example.com', tls: { ca: '/etc/guardian/ca.pem' } } },
+    upstream: { mqtt: { url: 'mqtts://broker.example.com', tls: { ca: join(dir, 'no-ca.pem') } } },
     buses: [
       { name: 'tcp', type: 'tcp', host: '10.1.2.3', devices: [{ name: 'd', unitId: 1, points: [{ name: 'p', table: 'holding', address: 0, type: 'uint16' }] }] },
       { name: 'rs485', type: 'rtu', port: '/dev/ttyUSB7', devices: [{ name: 'e', unitId: 1, points: [{ name: 'p', table: 'holding', address: 0, type: 'uint16' }] }] },
@@ -87,7 +87,8 @@ t.test('run without its manifest, or with one that does not allow what the confi
   }));
   const none = await runCli(['run', '--config', file]);
   t.equal(none.code, 1);
-  t.match(none.stderr, new RegExp(`^guardian: GUARDIAN_E_MANIFEST_READ: ${manifest} has 1 problem:\nfirewall\\.manifest: ${manifest}: no such file; .*guardian firewall init --config ${file} > ${manifest}`));
+  // the manifest's problems and the files' come in one list, under the manifest stage's code
+  t.match(none.stderr, new RegExp(`^guardian: GUARDIAN_E_MANIFEST_READ: ${manifest} \\(and the files ${file} names\\) has 2 problems:\nfirewall\\.manifest: ${manifest}: no such file; .*guardian firewall init --config ${file} > ${manifest}.*\nupstream\\.mqtt\\.tls\\.ca: ${dir}/no-ca\\.pem: no such file\n`));
   writeFileSync(manifest, JSON.stringify({
     SchemaVersion: 1, Name: 'g', ComponentId: '6f1c3b5e-2d4a-4c8b-9e7f-0a1b2c3d4e5f',
     Capabilities: { AllowedConnections: ['broker.example.com:1883', 'www.example.com:8883', '10.1.0.0/16:503'], Uart: ['/dev/ttyUSB0'] },
@@ -95,10 +96,11 @@ t.test('run without its manifest, or with one that does not allow what the confi
   const narrow = await runCli(['run', '--config', file]);
   t.equal(narrow.code, 1);
   t.equal(narrow.stderr, [
-    `guardian: GUARDIAN_E_FIREWALL_CONFIG: ${manifest} has 3 problems:`,
+    `guardian: GUARDIAN_E_FIREWALL_CONFIG: ${manifest} (and the files ${file} names) has 4 problems:`,
     "upstream.mqtt.url: broker.example.com:8883 is not in the manifest's Capabilities.AllowedConnections — add \"broker.example.com:8883\"",
     "buses[0]: 10.1.2.3:502 is not in the manifest's Capabilities.AllowedConnections — add \"10.1.2.3:502\"",
     "buses[1].port: serial device /dev/ttyUSB7 is not in the manifest's Capabilities.Uart — add \"/dev/ttyUSB7\"",
+    `upstream.mqtt.tls.ca: ${join(dir, 'no-ca.pem')}: no such file`,
     '',
   ].join('\n'), 'each thing the config uses and the manifest does not allow, with its config path');
   t.notOk(existsSync(join(dir, 'state')), 'nothing was started');

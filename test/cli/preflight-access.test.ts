@@ -3,7 +3,7 @@
 // child running as nobody answers access(2) for files of random modes and owners
 // (fast-check; a failure prints the seed, rerun with FC_SEED=<seed>).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { lookupUser, permits } from '../../src/cli/file-access.js';
 import { fileProblems } from '../../src/cli/preflight.js';
 import { parseConfig } from '../../src/config/load.js';
+import { makePki } from '../fixtures/pki.js';
 import { tmpDir } from '../fixtures/ports.js';
 
 const SEED = Number(process.env['FC_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
@@ -76,7 +77,8 @@ t.test('a TPM\'s owner authorization is not a file the service must read (only i
     upstream: { mqtt: { url: 'mqtts://127.0.0.1:8883', tls: { ca: path.join(dir, 'ca.pem'), identity: true } } },
     buses: [{ name: 'b', type: 'tcp', host: '127.0.0.1', devices: [{ name: 'd', unitId: 1, points: [{ name: 'p', table: 'coil', address: 0, type: 'bool' }] }] }],
   });
-  writeFileSync(path.join(dir, 'ca.pem'), 'x', { mode: 0o644 });
+  cpSync((await makePki(await tmpDir(t, 'guardian-pki-'))).caCert, path.join(dir, 'ca.pem')); // a real certificate: its contents are checked too
+  chmodSync(path.join(dir, 'ca.pem'), 0o644);
   writeFileSync(path.join(dir, 'owner.auth'), 'hex:00', { mode: 0o600 });
   writeFileSync(path.join(dir, 'device.secret'), 'x'.repeat(32), { mode: 0o600 });
   const tpm = parseConfig(doc({ backend: 'tpm', tpm: { tcti: 'swtpm:host=127.0.0.1,port=9', ownerAuthFile: path.join(dir, 'owner.auth') } }));

@@ -356,7 +356,7 @@ export class TpmKeyStore implements KeyStore {
       try {
         await this.tools.run('tpm2_load', ['-C', this.primary, '-u', s.file('pub'), '-r', s.file('priv'), '-c', s.file('obj.ctx')]);
       } catch (err) {
-        if (hasCode(err, 'GUARDIAN_E_TPM_UNAVAILABLE') || hasCode(err, 'GUARDIAN_E_KEYSTORE_AUTH')) throw err;
+        if (hasCode(err, 'GUARDIAN_E_TPM_UNAVAILABLE') || hasCode(err, 'GUARDIAN_E_TPM_TCTI') || hasCode(err, 'GUARDIAN_E_KEYSTORE_AUTH')) throw err;
         const rc = err instanceof GuardianError && typeof err.context.rc === 'string' ? ` (TPM response code ${err.context.rc})` : '';
         throw corrupt(file, `the TPM refused to load it${rc}: ${(err as Error).message}`, err);
       }

@@ -65,13 +65,32 @@ function lastError(stderr: string): string {
   return (lines.at(-1) ?? stderr.trim().split('\n').at(-1) ?? '').replace(/^ERROR: /, '');
 }
 
+/**
+ * A TCTI that did not come up, classified once here from tpm2-tools' text (it gives
+ * no code): the loader found and ran the module but the module failed ("Could not
+ * initialize TCTI file: NAME": its device or socket is not there now, retried), or no
+ * module could be loaded at all (a misspelled or not installed TCTI: a config
+ * problem, GUARDIAN_E_TPM_TCTI).
+ */
+function tctiFailure(tool: string, tcti: string, stderr: string, detail: string): GuardianError | undefined {
+  if (!/Failed to instantiate TCTI|Could not load tcti/i.test(stderr)) return undefined;
+  if (!/Could not initialize TCTI file/i.test(stderr)) {
+    const name = tcti.split(':')[0] ?? tcti;
+    return new GuardianError('GUARDIAN_E_TPM_TCTI', `identity.tpm.tcti: "${tcti}": tpm2-tools cannot load a TCTI module named '${name}' (libtss2-tcti-${name}.so); use device:/dev/tpmrm0, swtpm:… or mssim:…`, { tool, tcti });
+  }
+  const device = /Failed to open specified TCTI device file (\S+): No such file or directory/.exec(stderr)?.[1];
+  if (device !== undefined) {
+    return new GuardianError('GUARDIAN_E_TPM_UNAVAILABLE', `${tool}: the TPM device ${device} (identity.tpm.tcti "${tcti}") does not exist now: no TPM, its driver not loaded yet, or a wrong path`, { tool, tcti, device });
+  }
+  return new GuardianError('GUARDIAN_E_TPM_UNAVAILABLE', `${tool}: cannot reach the TPM at ${tcti}: ${detail}`, { tool, tcti });
+}
+
 export function toolError(tool: string, tcti: string, stderr: string, status: number | string): GuardianError {
   const rc = parseRc(stderr);
   const detail = lastError(stderr);
   if (rc === undefined) {
-    if (/tcti|Failed to instantiate|Could not load/i.test(stderr)) {
-      return new GuardianError('GUARDIAN_E_TPM_UNAVAILABLE', `${tool}: cannot reach the TPM at ${tcti}: ${detail}`, { tool, tcti });
-    }
+    const tctiError = tctiFailure(tool, tcti, stderr, detail);
+    if (tctiError !== undefined) return tctiError;
     return new GuardianError('GUARDIAN_E_TPM', `${tool} failed (${status}): ${detail}`, { tool, tcti });
   }
   const base = baseRc(rc);
