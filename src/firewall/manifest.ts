@@ -5,6 +5,7 @@ import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ProblemListError } from '../core/problems.js';
 import { deepFreeze } from '../core/freeze.js';
+import { absoluteDevicePath } from '../core/serial-path.js';
 import { formatSchemaError, joinPath } from '../core/schema-errors.js';
 import { canonicalIp, expandV6, maskAddress } from './ip.js';
 
@@ -182,7 +183,7 @@ function uartPaths(caps: Rec, problems: string[], ignored: string[], warnings: s
     const path = `Capabilities.Uart[${i}]`;
     if (!entry.startsWith('/')) {
       ignored.push(`${path} '${entry}' (an Azure Sphere peripheral name)`);
-      warnings.push(`${path}: '${entry}' is read as an Azure Sphere peripheral name and allows no serial device on Linux; for a Linux serial device write "/dev/${entry}" (or its /dev/serial/by-id/… path) instead`);
+      warnings.push(`${path}: '${entry}' is read as an Azure Sphere peripheral name and allows no serial device on Linux; for a Linux serial device write "${absoluteDevicePath(entry)}" (or its /dev/serial/by-id/… path) instead`);
       return;
     }
     if (posix.normalize(entry) !== entry || entry.endsWith('/')) problems.push(`${path}: must be a plain absolute device path like /dev/ttyUSB0 (got '${entry}')`);
