@@ -69,7 +69,8 @@ function schemaProblems(doc: unknown): string[] {
     validator = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(schema);
   }
   validator(doc) as boolean; // a synchronous schema: errors are on the validator
-  return (validator.errors ?? []).map(formatSchemaError);
+  // a bad property name is reported by its own rule's error; ajv's summary of it ('property name must be valid') says nothing more
+  return (validator.errors ?? []).filter((e) => e.keyword !== 'propertyNames').map(formatSchemaError);
 }
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
