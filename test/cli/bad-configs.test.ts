@@ -14,6 +14,9 @@ import { runCli, type CliResult } from '../fixtures/cli.js';
 import { baseDoc, docPaths, mutatedText } from '../fixtures/config-mutations.js';
 import { tmpDir } from '../fixtures/ports.js';
 
+// two CLI processes per case, four cases at a time, on a shared machine: more than tap's default 180 s
+t.setTimeout(600_000);
+
 const BASE = `version: 1
 gateway:
   id: gw-bad
