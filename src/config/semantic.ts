@@ -4,9 +4,12 @@
  * once; each check guards its own shape, since the schema may have failed too.
  */
 import { hasUserinfo, redactUrl } from '../core/redact.js';
-import { hostProblem, parseBrokerUrl, placeholderIn, placeholderProblem } from '../core/endpoint.js';
+import { parseBrokerUrl, placeholderIn, placeholderProblem } from '../core/endpoint.js';
 import { joinPath } from '../core/schema-errors.js';
 import { interFrameSilenceMs, type SerialFraming } from '../core/serial-timing.js';
+import {
+  filePathProblem, modbusHostProblem, serialDevice, serialPortProblem, servernameProblem, topicPrefixProblem,
+} from './semantic-values.js';
 
 type Rec = Record<string, unknown>;
 /** How a raw value reads in a message. */
@@ -18,6 +21,22 @@ const REGISTERS: Record<string, number> = {
   bool: 1, bit: 1, int16: 1, uint16: 1, int32: 2, uint32: 2, float32: 2, int64: 4, uint64: 4, float64: 4,
 };
 const NUMERIC = new Set(['int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64']);
+/** The schema's baudRate enum (a test keeps the two equal): the t3.5 rule only runs on a rate the schema accepts. */
+export const BAUD_RATES: ReadonlySet<number> = new Set([300, 600, 1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400]);
+
+/** Registers (register tables) or bits (coil, discrete: 1) a raw point spans, as the planner counts them. */
+function pointWidth(p: Rec): number {
+  if (p['table'] === 'coil' || p['table'] === 'discrete') return 1;
+  if (p['type'] === 'string') return typeof p['length'] === 'number' ? p['length'] : 1;
+  return REGISTERS[String(p['type'])] ?? 1;
+}
+
+/** A string value that names a file the service opens (the schema reports other types). */
+function checkFilePath(value: unknown, path: string, out: string[]): void {
+  if (typeof value !== 'string') return;
+  const problem = filePathProblem(value);
+  if (problem !== undefined) out.push(`${path}: ${problem}`);
+}
 
 function checkBackoff(b: unknown, path: string, out: string[]): void {
   if (isRec(b) && typeof b['initialMs'] === 'number' && typeof b['maxMs'] === 'number' && b['initialMs'] > b['maxMs']) {
@@ -53,7 +72,7 @@ function checkHost(value: unknown, path: string, out: string[]): void {
     checkNoUserinfo(value, path, out);
     return;
   }
-  const problem = hostProblem(value);
+  const problem = modbusHostProblem(value);
   if (problem !== undefined) out.push(`${path}: ${problem}`);
 }
 
@@ -69,6 +88,14 @@ function checkPlaceholders(value: unknown, path: string, out: string[]): void {
   }
 }
 
+/** The TLS files (absolute paths) and the server name. */
+function checkTls(tls: Rec, path: string, out: string[]): void {
+  for (const key of ['ca', 'cert', 'key']) checkFilePath(tls[key], joinPath(path, key), out);
+  const name = tls['servername'];
+  const problem = typeof name === 'string' && name !== '' ? servernameProblem(name) : undefined;
+  if (problem !== undefined) out.push(`${joinPath(path, 'servername')}: ${problem}`);
+}
+
 function checkMqtt(m: unknown, path: string, out: string[]): void {
   if (!isRec(m)) return;
   const url = typeof m['url'] === 'string' ? m['url'] : '';
@@ -82,7 +109,14 @@ function checkMqtt(m: unknown, path: string, out: string[]): void {
   } else if (isRec(tls) && ('cert' in tls) !== ('key' in tls)) {
     out.push(`${joinPath(path, 'tls')}: cert and key must be given together`);
   }
+  if (isRec(tls)) checkTls(tls, joinPath(path, 'tls'), out);
+  const prefix = m['topicPrefix'];
+  const prefixProblem = typeof prefix === 'string' ? topicPrefixProblem(prefix) : undefined;
+  if (prefixProblem !== undefined) out.push(`${joinPath(path, 'topicPrefix')}: ${prefixProblem}`);
   const sas = m['sas'];
+  if (isRec(sas) && m['username'] === undefined) {
+    out.push(`${joinPath(path, 'username')}: is required with sas: the SAS token is the MQTT password, and MQTT sends no password without a user name; for Azure IoT Hub write '<hub>.azure-devices.net/<deviceId>/?api-version=2021-04-12'`);
+  }
   if (isRec(sas)) checkNoUserinfo(sas['resourceUri'], joinPath(joinPath(path, 'sas'), 'resourceUri'), out);
   if (isRec(sas)) {
     const ttl = typeof sas['ttlS'] === 'number' ? sas['ttlS'] : 3600; // the schema's defaults
@@ -115,7 +149,7 @@ function checkPoint(p: Rec, path: string, out: string[]): void {
   if (typeof p['deadband'] === 'number' && p['deadband'] > 0 && p['reportOnChange'] !== true) {
     out.push(`${joinPath(path, 'deadband')}: only applies with reportOnChange: true`);
   }
-  const span = isBitTable ? 1 : type === 'string' ? (typeof p['length'] === 'number' ? p['length'] : 1) : (REGISTERS[String(type)] ?? 1);
+  const span = pointWidth(p);
   if (typeof p['address'] === 'number' && p['address'] + span - 1 > 65535) {
     out.push(`${joinPath(path, 'address')}: point spans ${span} registers and runs past 65535`);
   }
@@ -125,7 +159,7 @@ function checkPoint(p: Rec, path: string, out: string[]): void {
 function framingOf(bus: Rec): SerialFraming | undefined {
   const framing = { baudRate: 9600, parity: 'none', dataBits: 8, stopBits: 1, ...bus };
   const { baudRate, parity, dataBits, stopBits } = framing;
-  if (typeof baudRate !== 'number' || baudRate <= 0 || (parity !== 'none' && parity !== 'even' && parity !== 'odd')
+  if (typeof baudRate !== 'number' || !BAUD_RATES.has(baudRate) || (parity !== 'none' && parity !== 'even' && parity !== 'odd')
     || (dataBits !== 7 && dataBits !== 8) || (stopBits !== 1 && stopBits !== 2)) return undefined;
   return { baudRate, parity, dataBits, stopBits };
 }
@@ -139,10 +173,48 @@ function checkTimeout(d: Rec, framing: SerialFraming | undefined, path: string, 
   }
 }
 
+/** One request reads a point whole: maxRegistersPerRequest must hold the widest register point. */
+function checkRequestSize(d: Rec, path: string, out: string[]): void {
+  const max = d['maxRegistersPerRequest'];
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) return; // the schema reports it
+  const widest = list(d['points']).filter(isRec).filter((p) => p['table'] === 'input' || p['table'] === 'holding')
+    .reduce<Rec | undefined>((w, p) => (w === undefined || pointWidth(p) > pointWidth(w) ? p : w), undefined);
+  if (widest !== undefined && pointWidth(widest) > max) {
+    out.push(`${joinPath(path, 'maxRegistersPerRequest')}: must be at least ${pointWidth(widest)}: point '${show(widest['name'])}' (${show(widest['type'])}) spans ${pointWidth(widest)} registers and one request reads a point whole (got ${max})`);
+  }
+}
+
+/** Two rtu buses on one serial line would fight over it (the second cannot lock the port). */
+function checkSerialPorts(buses: readonly unknown[], out: string[]): void {
+  const seen = new Map<string, number>();
+  buses.forEach((bus, bi) => {
+    if (!isRec(bus) || bus['type'] !== 'rtu' || typeof bus['port'] !== 'string' || serialPortProblem(bus['port']) !== undefined || bus['port'] === '') return;
+    const device = serialDevice(bus['port']);
+    const first = seen.get(device);
+    if (first === undefined) {
+      seen.set(device, bi);
+      return;
+    }
+    const same = device === bus['port'] ? `'${bus['port']}'` : `'${bus['port']}' (${device})`;
+    out.push(`buses[${bi}].port: ${same} is also the port of buses[${first}]: one serial line is one bus; put the devices of both on one bus (unit ids tell them apart)`);
+  });
+}
+
+/** The files and directories the service opens. */
+function checkPaths(doc: Rec, out: string[]): void {
+  const at = (obj: unknown, key: string): unknown => (isRec(obj) ? obj[key] : undefined);
+  checkFilePath(at(doc['gateway'], 'stateDir'), 'gateway.stateDir', out);
+  checkFilePath(at(doc['firewall'], 'manifest'), 'firewall.manifest', out);
+  const identity = doc['identity'];
+  checkFilePath(at(at(identity, 'tpm'), 'ownerAuthFile'), 'identity.tpm.ownerAuthFile', out);
+  checkFilePath(at(at(identity, 'plutonSim'), 'secretFile'), 'identity.plutonSim.secretFile', out);
+}
+
 function checkBus(bus: Rec, path: string, out: string[]): void {
   const serial = bus['type'] === 'rtu';
   if (serial) {
-    if (typeof bus['port'] !== 'string') out.push(`${joinPath(path, 'port')}: must be a serial device path for type 'rtu'`);
+    const portProblem = typeof bus['port'] === 'string' ? serialPortProblem(bus['port']) : 'must be a serial device path for type \'rtu\'';
+    if (portProblem !== undefined) out.push(`${joinPath(path, 'port')}: ${portProblem}`);
     if ('host' in bus) out.push(`${joinPath(path, 'host')}: only applies to tcp buses`);
   } else if (bus['type'] === 'tcp' || bus['type'] === 'rtu-over-tcp') {
     if (!('host' in bus)) out.push(`${joinPath(path, 'host')}: is required for type '${bus['type']}'`);
@@ -169,6 +241,7 @@ function checkBus(bus: Rec, path: string, out: string[]): void {
       out.push(`${joinPath(dpath, 'unitId')}: duplicates devices[${seen}] on this bus (${show(d['unitId'])})`);
     } else units.set(d['unitId'], di);
     checkBackoff(d['backoff'], joinPath(dpath, 'backoff'), out);
+    checkRequestSize(d, dpath, out);
     const names = new Map<unknown, number>();
     list(d['points']).forEach((p, pi) => {
       if (!isRec(p)) return;
@@ -185,6 +258,7 @@ export function semanticErrors(doc: unknown): string[] {
   const out: string[] = [];
   if (!isRec(doc)) return out;
   checkPlaceholders(doc, '(root)', out);
+  checkPaths(doc, out);
   const outbox = doc['outbox'];
   if (isRec(outbox) && outbox['policy'] === 'stop-polling' && outbox['store'] === 'memory') {
     out.push("outbox.policy: 'stop-polling' needs store 'sqlite' (the memory store always drops the oldest)");
@@ -207,5 +281,6 @@ export function semanticErrors(doc: unknown): string[] {
     });
     checkBus(bus, path, out);
   });
+  checkSerialPorts(list(doc['buses']), out);
   return out;
 }

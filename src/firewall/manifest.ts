@@ -5,6 +5,7 @@ import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ProblemListError } from '../core/problems.js';
 import { deepFreeze } from '../core/freeze.js';
+import { absoluteDevicePath } from '../core/serial-path.js';
 import { formatSchemaError, joinPath } from '../core/schema-errors.js';
 import { canonicalIp, expandV6, maskAddress } from './ip.js';
 
@@ -68,7 +69,8 @@ function schemaProblems(doc: unknown): string[] {
     validator = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true }).compile(schema);
   }
   validator(doc) as boolean; // a synchronous schema: errors are on the validator
-  return (validator.errors ?? []).map(formatSchemaError);
+  // a bad property name is reported by its own rule's error; ajv's summary of it ('property name must be valid') says nothing more
+  return (validator.errors ?? []).filter((e) => e.keyword !== 'propertyNames').map(formatSchemaError);
 }
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -182,7 +184,7 @@ function uartPaths(caps: Rec, problems: string[], ignored: string[], warnings: s
     const path = `Capabilities.Uart[${i}]`;
     if (!entry.startsWith('/')) {
       ignored.push(`${path} '${entry}' (an Azure Sphere peripheral name)`);
-      warnings.push(`${path}: '${entry}' is read as an Azure Sphere peripheral name and allows no serial device on Linux; for a Linux serial device write "/dev/${entry}" (or its /dev/serial/by-id/… path) instead`);
+      warnings.push(`${path}: '${entry}' is read as an Azure Sphere peripheral name and allows no serial device on Linux; for a Linux serial device write "${absoluteDevicePath(entry)}" (or its /dev/serial/by-id/… path) instead`);
       return;
     }
     if (posix.normalize(entry) !== entry || entry.endsWith('/')) problems.push(`${path}: must be a plain absolute device path like /dev/ttyUSB0 (got '${entry}')`);

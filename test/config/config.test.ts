@@ -40,6 +40,14 @@ const mqtt = (d: Doc): Doc => (d['upstream'] as Doc)['mqtt'] as Doc;
 
 const NO_CREDENTIALS = 'credentials never live in URLs (they end up in logs, shell history and backups)';
 
+/** An IoT Hub MQTT user name: sas needs one. */
+const IOT_HUB_USER = 'h.azure-devices.net/gw/?api-version=2021-04-12';
+const SAS_USER = "upstream.mqtt.username: is required with sas: the SAS token is the MQTT password, and MQTT sends no password without a user name; for Azure IoT Hub write '<hub>.azure-devices.net/<deviceId>/?api-version=2021-04-12'";
+const DOLLAR = "upstream.mqtt.topicPrefix: must not start with '$': MQTT reserves '$' topics ($SYS…) for the broker, which refuses publishes there (got '$SYS')";
+const RELATIVE = (p: string): string => `must be an absolute path: the service runs in '/', not in the directory you test from (got '${p}')`;
+const NOT_EXPANDED = (v: string): string => `'${v}' is not expanded: Guardian does not substitute environment variables in its config; write the value itself (or generate the file, e.g. with envsubst)`;
+const ONE_DEVICE = 'Modbus TCP connects to one device: write its own address';
+
 const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
   { name: 'unknown top-level key with a suggestion', mutate: (d) => { d['gatway'] = {}; }, expect: ["gatway: unknown key (did you mean 'gateway'?)"] },
   { name: 'unknown device key', mutate: (d) => { device(d, 0)['pollInterval'] = 100; }, expect: ["buses[0].devices[0].pollInterval: unknown key (did you mean 'pollIntervalMs'?)"] },
@@ -87,9 +95,9 @@ const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
   { name: 'tls on a plain url', mutate: (d) => { mqtt(d)['tls'] = { ca: '/ca.pem' }; }, expect: ["upstream.mqtt.tls: needs an mqtts:// url (got 'mqtt://127.0.0.1:1883')"] },
   { name: 'client cert without key', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', cert: '/c' } }); }, expect: ['upstream.mqtt.tls: cert and key must be given together'] },
   { name: 'identity TLS with a key file too', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', identity: true, cert: '/c', key: '/k' } }); }, expect: ['upstream.mqtt.tls: identity: true takes the key from the key store; remove cert and key'] },
-  { name: 'SAS renewal not before expiry', mutate: (d) => { mqtt(d)['sas'] = { resourceUri: 'h.azure-devices.net/devices/gw', ttlS: 120, renewBeforeS: 120 }; }, expect: ['upstream.mqtt.sas.renewBeforeS: must be less than ttlS (120), or every token would be renewed at once'] },
-  { name: 'SAS default renewal above a short ttl', mutate: (d) => { mqtt(d)['sas'] = { resourceUri: 'h.azure-devices.net/devices/gw', ttlS: 60 }; }, expect: ['upstream.mqtt.sas.renewBeforeS: must be less than ttlS (60), or every token would be renewed at once'] },
-  { name: 'SAS without a resource', mutate: (d) => { mqtt(d)['sas'] = {}; }, expect: ['upstream.mqtt.sas.resourceUri: is required'] },
+  { name: 'SAS renewal not before expiry', mutate: (d) => { mqtt(d)['username'] = IOT_HUB_USER; mqtt(d)['sas'] = { resourceUri: 'h.azure-devices.net/devices/gw', ttlS: 120, renewBeforeS: 120 }; }, expect: ['upstream.mqtt.sas.renewBeforeS: must be less than ttlS (120), or every token would be renewed at once'] },
+  { name: 'SAS default renewal above a short ttl', mutate: (d) => { mqtt(d)['username'] = IOT_HUB_USER; mqtt(d)['sas'] = { resourceUri: 'h.azure-devices.net/devices/gw', ttlS: 60 }; }, expect: ['upstream.mqtt.sas.renewBeforeS: must be less than ttlS (60), or every token would be renewed at once'] },
+  { name: 'SAS without a resource', mutate: (d) => { mqtt(d)['username'] = IOT_HUB_USER; mqtt(d)['sas'] = {}; }, expect: ['upstream.mqtt.sas.resourceUri: is required'] },
   { name: 'unknown identity backend', mutate: (d) => { d['identity'] = { backend: 'hsm' }; }, expect: ["identity.backend: must be one of 'auto', 'tpm', 'pluton-sim' (got 'hsm')"] },
   { name: 'persistent handle outside the owner range', mutate: (d) => { d['identity'] = { tpm: { handleBase: 0x80000000 } }; }, expect: ['identity.tpm.handleBase: must be >= 2164260864 (got 2147483648)'] },
   { name: 'bad PCR selection', mutate: (d) => { d['identity'] = { attestPcrs: 'sha256:all' }; }, expect: ["identity.attestPcrs: must be a PCR selection like sha256:0,1,2,3,4,5,6,7 (got 'sha256:all')"] },
@@ -107,7 +115,7 @@ const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
     ],
   },
   { name: 'a query in the broker url', mutate: (d) => { mqtt(d)['url'] = 'mqtt://broker:1883?password=hunter2'; }, expect: [`upstream.mqtt.url: must not have a query or fragment ('?…', '#…'): ${NO_CREDENTIALS}`] },
-  { name: 'credentials in the SAS resource', mutate: (d) => { mqtt(d)['sas'] = { resourceUri: 'gw:hunter2@hub.azure-devices.net/devices/gw' }; }, expect: [`upstream.mqtt.sas.resourceUri: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}`] },
+  { name: 'credentials in the SAS resource', mutate: (d) => { mqtt(d)['username'] = IOT_HUB_USER; mqtt(d)['sas'] = { resourceUri: 'gw:hunter2@hub.azure-devices.net/devices/gw' }; }, expect: [`upstream.mqtt.sas.resourceUri: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}`] },
   { name: 'credentials in a Modbus TCP host', mutate: (d) => { bus(d, 1)['host'] = 'admin:hunter2@10.0.0.2'; }, expect: [`buses[1].host: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}`] },
   { name: 'a response timeout within t3.5 of the serial line', mutate: (d) => { device(d, 0)['timeoutMs'] = 3; }, expect: ["buses[0].devices[0].timeoutMs: must be longer than the line's inter-frame silence t3.5 (3.646 ms at 9600 baud), which every request waits first"] },
   { name: 'a response timeout within t3.5 at 1200 baud 8E1', mutate: (d) => { Object.assign(bus(d, 0), { baudRate: 1200, parity: 'even' }); device(d, 0)['timeoutMs'] = 32; }, expect: ["buses[0].devices[0].timeoutMs: must be longer than the line's inter-frame silence t3.5 (32.083 ms at 1200 baud), which every request waits first"] },
@@ -115,6 +123,30 @@ const cases: { name: string; mutate: Mutate; expect: string[] }[] = [
   { name: 'bad outbox policy', mutate: (d) => { d['outbox'] = { policy: 'drop-newest' }; }, expect: ["outbox.policy: must be one of 'drop-oldest', 'stop-polling' (got 'drop-newest')"] },
   { name: 'bad protocol version', mutate: (d) => { mqtt(d)['protocolVersion'] = 3; }, expect: ['upstream.mqtt.protocolVersion: must be one of 4, 5 (got 3)'] },
   { name: 'backoff initial above max', mutate: (d) => { mqtt(d)['reconnect'] = { initialMs: 5000, maxMs: 1000 }; }, expect: ['upstream.mqtt.reconnect.initialMs: must not exceed maxMs (1000)'] },
+  { name: 'SAS without a user name', mutate: (d) => { mqtt(d)['sas'] = { resourceUri: 'h.azure-devices.net/devices/gw' }; }, expect: [SAS_USER] },
+  { name: 'identity TLS and SAS without a user name', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', identity: true }, sas: { resourceUri: 'h.azure-devices.net/devices/gw' } }); }, expect: [SAS_USER] },
+  { name: 'a uint32 wider than the request size', mutate: (d) => { device(d, 1)['maxRegistersPerRequest'] = 1; }, expect: ["buses[1].devices[0].maxRegistersPerRequest: must be at least 2: point 'cycles' (uint32) spans 2 registers and one request reads a point whole (got 1)"] },
+  { name: 'a 10-register string wider than the request size', mutate: (d) => { device(d, 1)['maxRegistersPerRequest'] = 3; (device(d, 1)['points'] as Doc[]).push({ name: 'tag', table: 'holding', address: 10, type: 'string', length: 10 }); }, expect: ["buses[1].devices[0].maxRegistersPerRequest: must be at least 10: point 'tag' (string) spans 10 registers and one request reads a point whole (got 3)"] },
+  { name: 'coils do not count against the register request size', mutate: (d) => { device(d, 1)['maxRegistersPerRequest'] = 2; device(d, 1)['maxBitsPerRequest'] = 1; (device(d, 1)['points'] as Doc[]).push({ name: 'run', table: 'coil', address: 0, type: 'bool' }); point(d, 1)['table'] = 'input'; bus(d, 1)['host'] = 'boiler.example'; mqtt(d)['topicPrefix'] = '$SYS'; }, expect: [DOLLAR] },
+  { name: 'two rtu buses on one serial port', mutate: (d) => { (d['buses'] as Doc[]).push({ ...bus(d, 0), name: 'line2', devices: [{ name: 'b2', unitId: 2, points: [{ name: 'x', table: 'coil', address: 0, type: 'bool' }] }] }); }, expect: ["buses[2].port: '/dev/ttyUSB0' is also the port of buses[0]: one serial line is one bus; put the devices of both on one bus (unit ids tell them apart)"] },
+  { name: 'a bare serial device name', mutate: (d) => { bus(d, 0)['port'] = 'ttyS0'; }, expect: ["buses[0].port: must be the absolute serial device path: write '/dev/ttyS0' (got 'ttyS0')"] },
+  { name: 'a serial path without its leading slash', mutate: (d) => { bus(d, 0)['port'] = 'dev/ttyUSB0'; }, expect: ["buses[0].port: must be the absolute serial device path: write '/dev/ttyUSB0' (got 'dev/ttyUSB0')"] },
+  { name: 'a topic prefix starting with $', mutate: (d) => { mqtt(d)['topicPrefix'] = '$SYS'; }, expect: [DOLLAR] },
+  { name: 'an empty topic prefix', mutate: (d) => { mqtt(d)['topicPrefix'] = ''; }, expect: ['upstream.mqtt.topicPrefix: must not be empty'] },
+  { name: 'a topic prefix with a wildcard', mutate: (d) => { mqtt(d)['topicPrefix'] = 'plant/#'; }, expect: ["upstream.mqtt.topicPrefix: must not contain '#', '+' or white space (got 'plant/#')"] },
+  { name: 'a relative state directory', mutate: (d) => { d['gateway'] = { id: 'gw1', stateDir: 'state' }; }, expect: [`gateway.stateDir: ${RELATIVE('state')}`] },
+  { name: 'a state directory under ~', mutate: (d) => { d['gateway'] = { id: 'gw1', stateDir: '~/state' }; }, expect: ["gateway.stateDir: '~' is not expanded: Guardian reads paths as written (no shell); write the full path from '/' (got '~/state')"] },
+  { name: 'a $HOME in the state directory', mutate: (d) => { d['gateway'] = { id: 'gw1', stateDir: '/tmp/t/$HOME/state' }; }, expect: [`gateway.stateDir: ${NOT_EXPANDED('$HOME')}`] },
+  { name: 'relative manifest, TLS and identity files', mutate: (d) => { d['firewall'] = { manifest: 'app_manifest.json' }; d['identity'] = { tpm: { ownerAuthFile: 'auth' }, plutonSim: { secretFile: './s' } }; Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: 'ca.pem', cert: 'c.pem', key: '/k.pem' } }); },
+    expect: [`firewall.manifest: ${RELATIVE('app_manifest.json')}`, `identity.tpm.ownerAuthFile: ${RELATIVE('auth')}`, `identity.plutonSim.secretFile: ${RELATIVE('./s')}`, `upstream.mqtt.tls.ca: ${RELATIVE('ca.pem')}`, `upstream.mqtt.tls.cert: ${RELATIVE('c.pem')}`] },
+  { name: 'a TLS server name that is an IP address', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', servername: '10.0.0.1' } }); }, expect: ["upstream.mqtt.tls.servername: '10.0.0.1' is an IP address: a TLS server name must be a DNS name (TLS sends no server name for an address); leave servername out to check the certificate against the url's address"] },
+  { name: 'a TLS server name with a space', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', servername: 'bad name' } }); }, expect: ["upstream.mqtt.tls.servername: 'bad name' is not a host name: write an international name in its ASCII (xn--) form, without spaces"] },
+  { name: 'a TLS server name not in its xn-- form', mutate: (d) => { Object.assign(mqtt(d), { url: 'mqtts://b:8883', tls: { ca: '/ca', servername: 'bücher.example' } }); }, expect: ["upstream.mqtt.tls.servername: 'bücher.example' is not a host name: write an international name in its ASCII (xn--) form, without spaces"] },
+  ...['0.0.0.0', '::', '0:0::0'].map((host) => ({ name: `Modbus host ${host}`, mutate: (d: Doc) => { bus(d, 1)['host'] = host; }, expect: [`buses[1].host: '${host}' is the unspecified address (${host.includes(':') ? '::' : '0.0.0.0/8'}), which names no device; ${ONE_DEVICE}`] })),
+  { name: 'Modbus host the broadcast address', mutate: (d) => { bus(d, 1)['host'] = '255.255.255.255'; }, expect: [`buses[1].host: '255.255.255.255' is the broadcast address; ${ONE_DEVICE}`] },
+  ...['224.0.0.1', '239.255.255.250'].map((host) => ({ name: `Modbus host ${host}`, mutate: (d: Doc) => { bus(d, 1)['host'] = host; }, expect: [`buses[1].host: '${host}' is a multicast address (224.0.0.0/4); ${ONE_DEVICE}`] })),
+  { name: 'Modbus host an IPv6 multicast address', mutate: (d) => { bus(d, 1)['host'] = 'ff02::1'; }, expect: [`buses[1].host: 'ff02::1' is a multicast address (ff00::/8); ${ONE_DEVICE}`] },
+  { name: 'a baud rate the schema refuses gets no t3.5 problem too', mutate: (d) => { bus(d, 0)['baudRate'] = 7; device(d, 0)['timeoutMs'] = 1; }, expect: ['buses[0].baudRate: must be one of 300, 600, 1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400 (got 7)'] },
   {
     name: 'several problems are all reported at once',
     mutate: (d) => { d['gatway'] = 1; point(d, 0)['type'] = 'bit'; bus(d, 1)['port'] = 0; mqtt(d)['protocolVersion'] = 6; },
