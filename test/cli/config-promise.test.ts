@@ -267,7 +267,7 @@ t.test('the good config of these cases passes check-config, and run gets to "gua
     const { file } = await prepare(t, c, g);
     const check = await runCli(['check-config', file]);
     t.equal(check.code, 0, `${c.name}: check-config OK`, { stderr: check.stderr });
-    t.match(check.stdout, /: OK \(1 buses, 1 devices, 1 points\)/);
+    t.match(check.stdout, /: OK \(1 bus, 1 device, 1 point\)/);
     t.equal(await runsUntil(t, file, 'guardian running'), true, `${c.name}: run reached "guardian running"`);
   }
 });
