@@ -150,12 +150,12 @@ const cases: Case[] = [
   },
   {
     name: 'TLS certificate not installed', code: 'GUARDIAN_E_KEYSTORE_MISSING', identity: true,
-    line: '  The device identity or a key it needs is not provisioned; run `guardian identity init` (and `guardian identity import-sas-key` for SAS).',
+    line: '  Something the upstream needs is not provisioned yet: do what the message says (`guardian identity init` for the device keys, `guardian identity import-sas-key` for the SAS key, `guardian identity install-cert` for the TLS certificate).',
     mutate: (s) => { useIdentity(s.doc, s.dir); rmSync(path.join(s.dir, 'state', 'identity', 'certs', 'tls.crt')); },
   },
   {
     name: 'SAS without an imported key', code: 'GUARDIAN_E_KEYSTORE_MISSING', identity: true,
-    line: '  The device identity or a key it needs is not provisioned; run `guardian identity init` (and `guardian identity import-sas-key` for SAS).',
+    line: 'guardian: GUARDIAN_E_KEYSTORE_MISSING: the key store has no object named sas; run `guardian identity import-sas-key`',
     mutate: (s) => {
       s.doc['identity'] = { backend: 'pluton-sim' };
       mqtt(s.doc)['tls'] = { ca: path.join(s.dir, 'ca.pem') };
