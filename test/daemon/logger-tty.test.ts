@@ -65,6 +65,8 @@ t.test('at a terminal (NO_COLOR): pretty single lines, the code, each cause once
   t.same(lines.filter((l) => !EVENT.test(l)), [], 'every line is one event: no JSON, no continuation (no stack) lines');
   t.notOk(lines.some((l) => l.includes('{')), 'no JSON braces');
   t.notMatch(gw.text(), ANSI, 'NO_COLOR: no ANSI escapes');
+  t.same(lines.filter((l) => /WARN: device \S+: cannot open/.test(l)), [], 'a dead bus is logged by the bus, not again by each device');
+  t.notMatch(gw.text(), /in \d+\.\d+ ms/, 'durations are whole milliseconds');
   const uplink = lines.filter((l) => DNS_LINE.test(l));
   t.same(uplink.map((l) => /attempt=(\d+)$/.exec(l)?.[1]), uplink.map((_, i) => String(i + 1)), 'the uplink failure once per attempt: one retry line each, no separate error line');
 });
