@@ -115,7 +115,8 @@ function identity(sub: string): Command {
     const config = await loadConfigFrom(values.config ?? DEFAULT_CONFIG_PATH);
     const { identityCommand } = await import('./identity.js');
     // logs go to stderr: stdout carries the CSR, the quote or the report
-    const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination(2));
+    // pretty at a terminal, JSON in a pipe or under journald, like run
+    const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination({ dest: 2, sync: true }), undefined, 'auto', process.stderr.isTTY === true);
     return identityCommand(sub, positionals[0], values, config, log, { out: (text) => process.stdout.write(text), readStdin });
   };
 }
