@@ -6,6 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { runCli } from '../fixtures/cli.js';
+import { makePki } from '../fixtures/pki.js';
 import { tmpDir } from '../fixtures/ports.js';
 import { guardianInPty } from '../fixtures/pty.js';
 
@@ -26,4 +27,24 @@ t.test('identity show: a pretty warning at a terminal, a JSON line in a pipe', a
   t.match(line, /WARN: key store: simulated Pluton \(software\); keys are NOT hardware-backed/, 'pretty');
   t.notMatch(show.text(), /"level"|\{"/, 'no JSON log line at a terminal');
   t.equal(show.text().split('\n').filter((l) => /NOT hardware-backed and are only/.test(l)).length, 1, 'the warning once');
+});
+
+t.test('run at a terminal with a damaged key store: the cause once (the guardian: line and its hint), no log line repeating it', async (t) => {
+  const dir = await tmpDir(t);
+  const pki = await makePki(dir);
+  const config = path.join(dir, 'guardian.yaml');
+  const doc = { version: 1, gateway: { id: 'gw-tty', stateDir: path.join(dir, 'state') }, identity: { backend: 'pluton-sim' }, upstream: { mqtt: { url: 'mqtts://127.0.0.1:8883', tls: { ca: pki.caCert, identity: true } } }, buses: BUSES, firewall: { manifest: path.join(dir, 'app_manifest.json') } };
+  writeFileSync(config, stringify(doc));
+  const manifest = await runCli(['firewall', 'init', config]);
+  t.equal(manifest.code, 0, manifest.stderr);
+  writeFileSync(path.join(dir, 'app_manifest.json'), manifest.stdout);
+  const init = await runCli(['identity', 'init', '--config', config]);
+  t.equal(init.code, 0, init.stderr);
+  writeFileSync(path.join(dir, 'state', 'identity', 'store.json'), '{"format":', { mode: 0o600 });
+  const run = guardianInPty(t, ['run', '--config', config], { NO_COLOR: '1', TERM: 'xterm-256color', JOURNAL_STREAM: undefined });
+  await run.waitForLine(/^guardian: GUARDIAN_E_KEYSTORE_CORRUPT: /);
+  t.equal(await run.exited, 1, run.text());
+  const text = run.text();
+  t.equal(text.split('GUARDIAN_E_KEYSTORE_CORRUPT').length - 1, 1, `the code once:\n${text}`);
+  t.notMatch(text, /until its files change/, 'no claim about retrying: run stops');
 });
