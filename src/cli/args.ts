@@ -8,6 +8,8 @@
 import { parseArgs } from 'node:util';
 import { GuardianError } from '../core/errors.js';
 import { suggestKey } from '../core/schema-errors.js';
+import { parseBrokerUrl } from '../core/endpoint.js';
+import { hasUserinfo, redactUrl } from '../core/redact.js';
 import { LOG_FORMATS } from '../daemon/log-format.js';
 
 export interface OptionDef {
@@ -29,20 +31,27 @@ const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const USER = /^(?:[a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$/;
 /** A cgroup v2 path below the root: words, dots, dashes, @ and backslash-free escapes only (it is quoted into nft). */
 const CGROUP = /^[A-Za-z0-9_.@:-]+(?:\/[A-Za-z0-9_.@:-]+)*$/;
-const MQTT_SCHEMES = ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:'];
 
 const nonEmpty = (what: string) => (v: string): string | undefined => (v.trim() === '' ? `must be ${what}, not empty` : undefined);
 
+/** A TCP port 1-65535 as --port and GUARDIAN_DEMO_PORT take it. */
+export const portValueProblem = (v: string): string | undefined => (PORT.test(v) && Number(v) >= 1 && Number(v) <= 65535 ? undefined : 'must be a TCP port 1-65535');
+
+/** A broker URL by the config's rules (src/core/endpoint.ts); unlike the config, `user:pass@` is allowed here (it is never echoed). */
 function checkUrl(v: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(v);
-  } catch {
-    return 'must be a broker URL such as mqtt://127.0.0.1:1883';
-  }
-  if (!MQTT_SCHEMES.includes(url.protocol)) return 'must be an mqtt://, mqtts://, ws:// or wss:// URL';
-  return url.hostname === '' ? 'must name a host' : undefined;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(v);
+  const withoutUser = scheme !== null && hasUserinfo(v) ? `${scheme[0]}${v.slice(v.lastIndexOf('@') + 1)}` : v;
+  const parsed = parseBrokerUrl(withoutUser);
+  return parsed.ok ? undefined : `must be a broker URL: ${parsed.problem}`;
 }
+
+/** An option value as it may be shown: a URL without its credentials, anything with '@' and ':' in it (a password, maybe) not at all. */
+function shownValue(name: string, value: string): string {
+  if (name !== 'url') return value;
+  const redacted = redactUrl(value);
+  return redacted === value && value.includes('@') ? REDACTED_VALUE : redacted;
+}
+const REDACTED_VALUE = '*** (not shown: it may hold a password)';
 
 function checkTopic(v: string): string | undefined {
   const levels = v.split('/');
@@ -76,7 +85,7 @@ export const OPTIONS = {
   nonce: { type: 'string', value: 'HEX', help: "the verifier's nonce, 1-32 bytes in hex", check: (v) => (HEX.test(v) ? undefined : 'must be 1-32 bytes in hex (an even number of 0-9a-f digits)') },
   pcrs: { type: 'string', value: 'SEL', help: 'the PCR selection, e.g. sha256:0,1,2,3,7 (default identity.attestPcrs)', check: (v) => (PCRS.test(v) ? undefined : 'must be a PCR selection such as sha256:0,1,2,3,7') },
   out: { type: 'string', value: 'DIR', help: 'write one file per part into this directory instead of JSON on stdout', check: nonEmpty('a directory') },
-  port: { type: 'string', value: 'N', help: 'the embedded broker port (default 1883, or GUARDIAN_DEMO_PORT)', check: (v) => (PORT.test(v) && Number(v) >= 1 && Number(v) <= 65535 ? undefined : 'must be a TCP port 1-65535') },
+  port: { type: 'string', value: 'N', help: 'the embedded broker port (default 1883, or GUARDIAN_DEMO_PORT)', check: portValueProblem },
   url: { type: 'string', value: 'URL', help: "the broker (default the demo's, mqtt://127.0.0.1:1883)", check: checkUrl },
   topic: { type: 'string', value: 'T', help: 'the topic filter (default guardian/#)', check: checkTopic },
 } as const satisfies Readonly<Record<string, OptionDef>>;
@@ -134,7 +143,7 @@ function checkToken(spec: CommandSpec, token: Token & { kind: 'option' }): void 
   }
   if (value === undefined || (inlineValue !== true && value.startsWith('--'))) throw usageError(spec, `option ${rawName} needs a value (${def.value ?? 'VALUE'})`);
   const problem = def.check?.(value);
-  if (problem !== undefined) throw usageError(spec, `option ${flag(name)} ${problem} (got '${value}')`);
+  if (problem !== undefined) throw usageError(spec, `option ${flag(name)} ${problem} (got '${shownValue(name, value)}')`);
 }
 
 function checkCombinations(spec: CommandSpec, values: Values): void {
@@ -174,7 +183,21 @@ function placePositionals(spec: CommandSpec, values: Values, positionals: string
   return rest;
 }
 
-/** Parse a command's arguments against its spec; `help` when --help or -h was given (nothing else is checked then). */
+/** Each option at most once (the last would win silently otherwise): the second one is a usage error naming it. */
+function checkRepeated(spec: CommandSpec, opts: readonly (Token & { kind: 'option' })[]): void {
+  const seen = new Set<string>();
+  for (const { name, rawName } of opts) {
+    if (name === 'help' || name === 'h') continue;
+    if (seen.has(name)) throw usageError(spec, `option ${rawName === flag(name) ? rawName : `${rawName} (${flag(name)})`} is given more than once: give it once`);
+    seen.add(name);
+  }
+}
+
+/**
+ * Parse a command's arguments against its spec. `help` when --help or -h was
+ * given and every other option is one the command takes, with a valid value,
+ * given once (arguments and combinations are not checked then).
+ */
 export function parseCommand(spec: CommandSpec, args: readonly string[]): Parsed {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   for (const name of spec.options) {
@@ -183,8 +206,9 @@ export function parseCommand(spec: CommandSpec, args: readonly string[]): Parsed
   }
   const { values, positionals, tokens } = parseArgs({ args: [...args], options, strict: false, allowPositionals: true, tokens: true });
   const opts = tokens.filter((tk): tk is Token & { kind: 'option' } => tk.kind === 'option');
-  if (opts.some((tk) => tk.rawName === '--help' || tk.rawName === '-h')) return { values: {}, positionals: [], help: true };
   for (const token of opts) checkToken(spec, token);
+  checkRepeated(spec, opts);
+  if (opts.some((tk) => tk.rawName === '--help' || tk.rawName === '-h')) return { values: {}, positionals: [], help: true };
   const typed = values as Values;
   const rest = placePositionals(spec, typed, positionals);
   checkCombinations(spec, typed);

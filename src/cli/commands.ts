@@ -27,7 +27,8 @@ export const COMMAND_SPECS: readonly CommandSpec[] = [
   },
   {
     path: 'check-config', summary: 'validate a config, the files it names (as the service\'s user) and its keys; OK means `run` starts',
-    options: ['config', 'as-user'], positionals: [CONFIG_ARG],
+    options: ['config', 'as-user', 'allow-preload'], positionals: [CONFIG_ARG],
+    optionHelp: { 'allow-preload': 'check for `run --allow-preload`: no warning about code preloaded through NODE_OPTIONS or --import' },
     examples: ['guardian check-config /etc/guardian/guardian.yaml'],
   },
   {

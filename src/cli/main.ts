@@ -6,7 +6,7 @@ import { formatPlan, planDevice } from '../downstream/modbus/planner.js';
 import { DEFAULT_MANIFEST_PATH } from '../firewall/manifest.js';
 import { DEFAULT_CONFIG_PATH } from '../config/error.js';
 import { Daemon, installFatalHandlers, runUntilSignal, VERSION } from '../daemon/daemon.js';
-import { parseCommand, type CommandSpec, type Values } from './args.js';
+import { parseCommand, portValueProblem, usageError, type CommandSpec, type Values } from './args.js';
 import { commandSpec, GROUPS } from './commands.js';
 import { commandUsage, groupUsage, helpFor, overview, unknownCommand } from './usage.js';
 import { FailureStore, LogRing } from '../health/failure-store.js';
@@ -15,6 +15,8 @@ import { manifestFor } from '../firewall/config-coverage.js';
 import type { ConnectionPolicy } from '../firewall/policy.js';
 import { checkConfigPreflight, runPreflight } from './preflight.js';
 import { createLogger, parseLogFormat } from '../daemon/logger.js';
+import { preloadFlags } from '../firewall/guard/preload.js';
+import { lookupUser } from './file-access.js';
 
 function configPath(values: { config?: string | undefined }, positionals: string[]): string {
   return values.config ?? positionals[0] ?? DEFAULT_CONFIG_PATH;
@@ -37,14 +39,45 @@ async function loadConfigFrom(path: string): Promise<GatewayConfig> {
   return (await import('../config/load.js')).loadConfig(path);
 }
 
+/** `1 bus`, `2 buses`. */
+export function counted(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function specOf(path: string): CommandSpec {
+  const found = commandSpec(path);
+  if (found === undefined) throw new GuardianError('GUARDIAN_E_INTERNAL', `no spec for the command '${path}'`);
+  return found;
+}
+
+/** `run` refuses preloaded code (src/cli/entry.ts): check-config says so unless it is asked about `run --allow-preload`. */
+function preloadWarning(values: Values): string | undefined {
+  const flags = preloadFlags(process.execArgv, process.env['NODE_OPTIONS']);
+  if (flags.length === 0 || values['allow-preload'] === true) return undefined;
+  return `warning: GUARDIAN_E_PRELOAD: code is preloaded (${flags.join(', ')}): \`guardian run\` with this environment refuses to start; remove it from NODE_OPTIONS or the node command line (or, knowingly, pass --allow-preload to run; see the README)\n`;
+}
+
 async function checkConfig(values: Values, positionals: string[]): Promise<number> {
+  const asUser = values['as-user'];
+  if (asUser !== undefined && lookupUser(asUser) === undefined) throw usageError(specOf('check-config'), `--as-user ${asUser}: no such user in /etc/passwd`);
   const path = configPath(values, positionals);
   const config = await loadConfigFrom(path);
-  await checkConfigPreflight(config, path, values['as-user'], (text) => process.stderr.write(text));
+  await checkConfigPreflight(config, path, asUser, (text) => process.stderr.write(text));
+  const preload = preloadWarning(values);
+  if (preload !== undefined) process.stderr.write(preload);
   const devices = config.buses.flatMap((b) => b.devices);
   const points = devices.reduce((n, d) => n + d.points.length, 0);
-  process.stdout.write(`${path}: OK (${config.buses.length} buses, ${devices.length} devices, ${points} points)\n`);
+  process.stdout.write(`${path}: OK (${counted(config.buses.length, 'bus', 'buses')}, ${counted(devices.length, 'device', 'devices')}, ${counted(points, 'point', 'points')})\n`);
   return 0;
+}
+
+/** GUARDIAN_DEMO_PORT, checked like --port (demo and watch read it). */
+function demoPortFromEnv(command: string): string | undefined {
+  const raw = process.env['GUARDIAN_DEMO_PORT'];
+  if (raw === undefined || raw === '') return undefined;
+  const problem = portValueProblem(raw);
+  if (problem !== undefined) throw usageError(specOf(command), `the environment variable GUARDIAN_DEMO_PORT ${problem} (got '${raw}')`);
+  return raw;
 }
 
 async function checkManifest(values: Values): Promise<number> {
@@ -82,7 +115,8 @@ function identity(sub: string): Command {
     const config = await loadConfigFrom(values.config ?? DEFAULT_CONFIG_PATH);
     const { identityCommand } = await import('./identity.js');
     // logs go to stderr: stdout carries the CSR, the quote or the report
-    const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination(2));
+    // pretty at a terminal, JSON in a pipe or under journald, like run
+    const log = createLogger(process.env['GUARDIAN_LOG_LEVEL'] ?? 'warn', pino.destination({ dest: 2, sync: true }), undefined, 'auto', process.stderr.isTTY === true);
     return identityCommand(sub, positionals[0], values, config, log, { out: (text) => process.stdout.write(text), readStdin });
   };
 }
@@ -129,8 +163,8 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ['run', run],
   // The demo (with its embedded broker) and watch are loaded only when asked for,
   // so `guardian run` carries neither in memory.
-  ['demo', async (values) => (await import('./demo/demo.js')).runDemo(values.port ?? process.env['GUARDIAN_DEMO_PORT'], values['log-format'])],
-  ['watch', async (values) => (await import('./watch.js')).watch(values.url ?? `mqtt://127.0.0.1:${process.env['GUARDIAN_DEMO_PORT'] ?? '1883'}`, values.topic ?? 'guardian/#')],
+  ['demo', async (values) => (await import('./demo/demo.js')).runDemo(values.port ?? demoPortFromEnv('demo'), values['log-format'])],
+  ['watch', async (values) => (await import('./watch.js')).watch(values.url ?? `mqtt://127.0.0.1:${demoPortFromEnv('watch') ?? '1883'}`, values.topic ?? 'guardian/#')],
   ['help', (_values, positionals) => {
     process.stdout.write(positionals.length === 0 ? overview(VERSION) : helpFor(positionals));
     return Promise.resolve(0);

@@ -16,7 +16,7 @@ function prettyDestination(colorize: boolean, out: DestinationStream): Destinati
  * their code, each cause once, and a stack only when the error is unexpected (log-error.ts).
  * `tee` (the in-memory ring that crash reports quote) always receives the JSON lines.
  */
-export function createLogger(level: string, destination?: DestinationStream, tee?: DestinationStream, format: LogFormat = 'json'): Logger {
+export function createLogger(level: string, destination?: DestinationStream, tee?: DestinationStream, format: LogFormat = 'json', atTerminal?: boolean): Logger {
   const options = {
     level,
     base: { pid: process.pid },
@@ -24,7 +24,8 @@ export function createLogger(level: string, destination?: DestinationStream, tee
     formatters: { level: (label: string) => ({ level: label }) },
     serializers: { err: serializeError },
   };
-  const tty = destination === undefined && process.stdout.isTTY === true;
+  // `atTerminal`: whether `destination` is a terminal (the CLI's stderr logs); else stdout's
+  const tty = atTerminal ?? (destination === undefined && process.stdout.isTTY === true);
   let out = destination;
   if (resolveLogFormat(format, tty, process.env) === 'pretty') {
     out = prettyDestination(useColor(tty, process.env), destination ?? pino.destination({ dest: 1, sync: true }));

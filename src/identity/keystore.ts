@@ -117,9 +117,12 @@ export function checkPcrSelection(selection: string): void {
   if (!ok) throw new GuardianError('GUARDIAN_E_KEYSTORE_INPUT', `PCR selection ${JSON.stringify(selection)} must look like sha256:0,1,2,3,4,5,6,7 (PCRs 0-23)`, { selection });
 }
 
+/** The SAS key's object name (identity.ts SAS_KEY): `identity import-sas-key` stores it, not `identity init`. */
+const SAS_OBJECT = 'sas';
+
 export function missing(name: string, kind: ObjectKind | undefined): GuardianError {
   return new GuardianError('GUARDIAN_E_KEYSTORE_MISSING', kind === undefined
-    ? `the key store has no object named ${name}; run \`guardian identity init\``
+    ? `the key store has no object named ${name}; run \`guardian identity ${name === SAS_OBJECT ? 'import-sas-key' : 'init'}\``
     : `the key store's ${name} is not a ${kind} key`, { name });
 }
 

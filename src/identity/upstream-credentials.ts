@@ -70,6 +70,8 @@ export class KeyStoreCredentials implements UpstreamCredentials {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     private readonly onAlarm: CredentialsAlarm = () => undefined,
+    /** Refusals are not logged (run's start check: its caller prints the error once, with its hint). */
+    private readonly quiet = false,
   ) {}
 
   /**
@@ -165,7 +167,7 @@ export class KeyStoreCredentials implements UpstreamCredentials {
   private raise(err: GuardianError, seen: string): void {
     const repeated = this.alarm?.error.code === err.code;
     this.alarm = { error: err, seen, since: repeated ? this.alarm!.since : this.now() };
-    if (repeated) return;
+    if (repeated || this.quiet) return;
     this.log.error({ err }, `the key store refuses the upstream credentials (${err.code}); no connection is attempted with them until its files change`);
     this.onAlarm(err);
   }
@@ -229,7 +231,7 @@ export class KeyStoreCredentials implements UpstreamCredentials {
  */
 export async function checkUpstreamCredentials(config: GatewayConfig, log: Logger): Promise<void> {
   if (!needsKeyStore(config)) return;
-  const credentials = new KeyStoreCredentials(config, log);
+  const credentials = new KeyStoreCredentials(config, log, Date.now, () => undefined, true);
   try {
     if (config.upstream.mqtt.tls?.identity === true) await credentials.tlsClient();
     if (config.upstream.mqtt.sas !== undefined) await credentials.password();

@@ -97,7 +97,7 @@ t.test('warnings: a bare Uart name, a write policy for a device the config does 
     "warning: Guardian.WritePolicy.Devices.boiler: the config has no device 'boiler'; this policy allows nothing (the config's devices: press, pump)",
     '',
   ].join('\n'));
-  t.match(res.stdout, /: OK \(1 buses, 2 devices, 2 points\)\n$/);  const alone = await runCli(['check-manifest', manifest]);
+  t.match(res.stdout, /: OK \(1 bus, 2 devices, 2 points\)\n$/);  const alone = await runCli(['check-manifest', manifest]);
   t.equal(alone.code, 0, 'check-manifest: the warning does not fail it either');
   t.equal(alone.stderr, `${res.stderr.split('\n')[0]}\n`, 'check-manifest prints the manifest\'s own warning (the bare Uart name); the write policies need the config');
 });

@@ -216,12 +216,12 @@ const cases: Case[] = [
   },
   {
     name: 'TLS certificate not installed', code: 'GUARDIAN_E_KEYSTORE_MISSING', identity: true,
-    line: '  The device identity or a key it needs is not provisioned; run `guardian identity init` (and `guardian identity import-sas-key` for SAS).',
+    line: '  Something the upstream needs is not provisioned yet: do what the message says (`guardian identity init` for the device keys, `guardian identity import-sas-key` for the SAS key, `guardian identity install-cert` for the TLS certificate).',
     mutate: (s) => { useIdentity(s.doc, s.dir); rmSync(path.join(s.dir, 'state', 'identity', 'certs', 'tls.crt')); },
   },
   {
     name: 'SAS without an imported key', code: 'GUARDIAN_E_KEYSTORE_MISSING', identity: true,
-    line: '  The device identity or a key it needs is not provisioned; run `guardian identity init` (and `guardian identity import-sas-key` for SAS).',
+    line: 'guardian: GUARDIAN_E_KEYSTORE_MISSING: the key store has no object named sas; run `guardian identity import-sas-key`',
     mutate: (s) => {
       s.doc['identity'] = { backend: 'pluton-sim' };
       mqtt(s.doc)['tls'] = { ca: path.join(s.dir, 'ca.pem') };
@@ -334,7 +334,7 @@ t.test('the good config of these cases passes check-config, and run gets to "gua
     const { file } = await prepare(t, c, g);
     const check = await runCli(['check-config', file]);
     t.equal(check.code, 0, `${c.name}: check-config OK`, { stderr: check.stderr });
-    t.match(check.stdout, /: OK \(1 buses, 1 devices, 1 points\)/);
+    t.match(check.stdout, /: OK \(1 bus, 1 device, 1 point\)/);
     t.equal(await runsUntil(t, file, 'guardian running'), true, `${c.name}: run reached "guardian running"`);
   }
 });

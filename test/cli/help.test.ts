@@ -7,7 +7,7 @@ import { runCli } from '../fixtures/cli.js';
 /** Every command and subcommand the CLI has, with the options it takes (written out: the test fails when one is dropped). */
 const COMMANDS: Readonly<Record<string, readonly string[]>> = {
   'run': ['--config', '--allow-preload', '--log-format'],
-  'check-config': ['--config', '--as-user'],
+  'check-config': ['--config', '--as-user', '--allow-preload'],
   'check-manifest': ['--manifest'],
   'firewall render': ['--nftables', '--systemd', '--manifest', '--user', '--cgroup', '--allow-unresolved'],
   'firewall apply': ['--manifest', '--user', '--cgroup', '--watch', '--interval', '--allow-unresolved'],

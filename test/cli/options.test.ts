@@ -1,11 +1,17 @@
 // Option errors through the real (built) CLI: options that exclude each other, need another or are
 // missing, bad values; and, in-process, a property over every command's option spec.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
+import type { Test } from 'tap';
+import { demoConfigText, demoManifestText } from '../../src/cli/demo/demo.js';
 import { parseCommand } from '../../src/cli/args.js';
 import { COMMAND_SPECS } from '../../src/cli/commands.js';
 import { hasCode } from '../../src/core/errors.js';
-import { runCli } from '../fixtures/cli.js';
+import { childEnv, GUARDIAN_BIN, runCli } from '../fixtures/cli.js';
 
 const USAGE = /^guardian: GUARDIAN_E_USAGE: /;
 
@@ -14,6 +20,18 @@ async function inBatches<T>(jobs: readonly (() => Promise<T>)[]): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < jobs.length; i += 4) out.push(...(await Promise.all(jobs.slice(i, i + 4).map((job) => job()))));
   return out;
+}
+
+/** Each command line exits 2 with GUARDIAN_E_USAGE and its message (and never echoes the test password). */
+async function expectUsageErrors(t: Test, cases: readonly [readonly string[], RegExp][]): Promise<void> {
+  const results = await inBatches(cases.map(([args]) => () => runCli(args)));
+  for (const [i, [args, message]] of cases.entries()) {
+    const res = results[i] ?? { code: null, stdout: '', stderr: '' };
+    t.equal(res.code, 2, `${args.join(' ')}: exit 2`);
+    t.match(res.stderr, USAGE, `${args.join(' ')}: GUARDIAN_E_USAGE`);
+    t.match(res.stderr, message, `${args.join(' ')}: ${res.stderr.split('\n')[0] ?? ''}`);
+    t.notMatch(res.stderr, /hunter2/, `${args.join(' ')}: the password is not echoed`);
+  }
 }
 
 t.test('options that exclude each other, need another, or are missing; bad values', async (t) => {
@@ -39,7 +57,7 @@ t.test('options that exclude each other, need another, or are missing; bad value
     [['run', '--confg', 'x.yaml'], /unknown option '--confg' \(did you mean --config\?\)/],
     [['demo', '--port', 'abc'], /option --port must be a TCP port 1-65535 \(got 'abc'\)/],
     [['demo', '--port', '70000'], /option --port must be a TCP port 1-65535/],
-    [['watch', '--url', 'http://127.0.0.1'], /option --url must be an mqtt:\/\//],
+    [['watch', '--url', 'http://127.0.0.1'], /option --url must be a broker URL: unsupported scheme 'http:\/\/'/],
     [['watch', '--topic', 'a/#/b'], /option --topic must be an MQTT topic filter/],
     [['identity', 'csr', '--key', 'bogus', '--subject', 'CN=x'], /option --key must be identity or tls \(got 'bogus'\)/],
     [['identity', 'csr'], /guardian identity csr: needs --subject DN/],
@@ -50,13 +68,7 @@ t.test('options that exclude each other, need another, or are missing; bad value
     [['identity', '--config', 'x.yaml', 'show'], /guardian identity: the command comes first/],
     [['help', 'run', 'x'], /'run' has no subcommands/],
   ];
-  const results = await inBatches(cases.map(([args]) => () => runCli(args)));
-  for (const [i, [args, message]] of cases.entries()) {
-    const res = results[i] ?? { code: null, stdout: '', stderr: '' };
-    t.equal(res.code, 2, `${args.join(' ')}: exit 2`);
-    t.match(res.stderr, USAGE, `${args.join(' ')}: GUARDIAN_E_USAGE`);
-    t.match(res.stderr, message, `${args.join(' ')}: ${res.stderr.split('\n')[0] ?? ''}`);
-  }
+  await expectUsageErrors(t, cases);
 });
 
 
@@ -84,4 +96,69 @@ t.test('property: for every command, an option it does not take and an argument 
   });
   t.doesNotThrow(() => fc.assert(property, { seed, numRuns: 500 }), `seed ${seed} (rerun with FC_SEED=${seed})`);
   t.end();
+});
+
+/** The built CLI with extra node flags and environment (runCli takes neither). */
+function cliWith(nodeArgs: readonly string[], args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, GUARDIAN_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('an option given twice, --help with a bad option, watch --url by the broker URL rules, --as-user with no such user', async (t) => {
+  const cases: [readonly string[], RegExp][] = [
+    [['check-config', '--config', 'a.yaml', '--config', 'b.yaml'], /option --config is given more than once: give it once/],
+    [['check-config', '-c', 'a.yaml', '--config', 'b.yaml'], /option --config is given more than once/],
+    [['identity', 'show', '--json', '--json'], /guardian identity show: option --json is given more than once/],
+    [['run', '--help', '--bogus'], /guardian run: unknown option '--bogus'/],
+    [['run', '--help', '--log-format', 'xml'], /option --log-format must be one of/],
+    [['watch', '--url', 'mqtt://x:0'], /option --url must be a broker URL: .*port 0 is out of range/],
+    [['watch', '--url', 'ws://127.0.0.1:9001'], /option --url must be a broker URL: .*WebSocket \(ws:\/\/\) is not supported/],
+    [['watch', '--url', 'mqtt://127.0.0.1/path'], /option --url must be a broker URL: .*must not have a path/],
+    [['watch', '--url', 'mqtt:admin:hunter2@127.0.0.1:1883'], /option --url must be a broker URL: .*has no scheme/],
+    [['watch', '--url', 'mqtt//admin:hunter2@127.0.0.1:1883'], /option --url must be a broker URL/],
+    [['watch', '--url', 'mqtt://admin:hunter2@127.0.0.1:0'], /port 0 is out of range \(1-65535\) \(got 'mqtt:\/\/\*\*\*@127\.0\.0\.1:0'\)/],
+    [['check-config', '--as-user', 'nosuchuser', 'a.yaml'], /--as-user nosuchuser: no such user in \/etc\/passwd; see `guardian check-config --help`/],
+  ];
+  await expectUsageErrors(t, cases);
+  const helpOk = await runCli(['run', '--help', '--log-format', 'json']);
+  t.equal(helpOk.code, 0, '--help with valid options prints the usage');
+  t.match(helpOk.stdout, /^guardian run — /);
+});
+
+t.test('GUARDIAN_DEMO_PORT is checked like --port and named', async (t) => {
+  for (const command of ['demo', 'watch']) {
+    const res = await cliWith([], command === 'demo' ? ['demo', '--allow-preload'] : [command], { GUARDIAN_DEMO_PORT: 'abc' });
+    t.equal(res.code, 2, `${command}: exit 2`);
+    t.match(res.stderr, USAGE);
+    t.match(res.stderr, `guardian ${command}: the environment variable GUARDIAN_DEMO_PORT must be a TCP port 1-65535 (got 'abc'); see \`guardian ${command} --help\``);
+    t.notMatch(res.stderr, /--port must/, 'it does not blame --port');
+  }
+});
+
+t.test('check-config warns that run refuses preloaded code, unless --allow-preload', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'guardian-preload-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ports = { broker: 18830, simulator: 15020 };
+  const config = join(dir, 'guardian.yaml');
+  writeFileSync(config, demoConfigText(ports, dir));
+  writeFileSync(join(dir, 'app_manifest.json'), demoManifestText(ports));
+  const preload = join(dir, 'preload.cjs');
+  writeFileSync(preload, '// preloaded\n');
+  const warned = await cliWith(['--require', preload], ['check-config', config]);
+  t.equal(warned.code, 0, warned.stderr);
+  t.match(warned.stdout, /: OK \(1 bus, 1 device, 9 points\)\n$/, 'singular and plural counts');
+  t.match(warned.stderr, /^warning: GUARDIAN_E_PRELOAD: code is preloaded \(.*--require.*\): `guardian run` with this environment refuses to start/m);
+  const allowed = await cliWith(['--require', preload], ['check-config', config, '--allow-preload']);
+  t.equal(allowed.code, 0, allowed.stderr);
+  t.notMatch(allowed.stderr, /GUARDIAN_E_PRELOAD/, 'checked for run --allow-preload: no warning');
+  const run = await cliWith(['--require', preload], ['run', config]);
+  t.equal(run.code, 1, 'and run in that environment does refuse');
+  t.match(run.stderr, /GUARDIAN_E_PRELOAD/);
 });

@@ -82,7 +82,7 @@ t.test('the demo templates are not configs: no *.yaml in config/ but the example
   writeFileSync(path.join(dir, 'app_manifest.json'), demoManifestText(ports));
   const filled = await runCli(['check-config', config]);
   t.equal(filled.code, 0, filled.stderr);
-  t.equal(filled.stdout, `${config}: OK (1 buses, 1 devices, 9 points)\n`);
+  t.equal(filled.stdout, `${config}: OK (1 bus, 1 device, 9 points)\n`);
 });
 
 t.test('the README\'s check-config example is what the CLI prints', async (t) => {

@@ -52,7 +52,7 @@ t.test('at a terminal (NO_COLOR): pretty single lines, the code, each cause once
   await gw.waitForLine(/guardian running/);
   const dns = await gw.waitForLine(DNS_LINE);
   t.match(dns, EVENT);
-  t.match(dns, /WARN: \(upstream\) broker mqtt:\/\/broker\.invalid:1883: getaddrinfo (ENOTFOUND|EAI_AGAIN) broker\.invalid GUARDIAN_E_MQTT_CONNECT$/);
+  t.match(dns, /WARN: \(upstream\) broker not reachable; retrying: broker mqtt:\/\/broker\.invalid:1883: getaddrinfo (ENOTFOUND|EAI_AGAIN) broker\.invalid GUARDIAN_E_MQTT_CONNECT retryInMs=\d+ attempt=1$/);
   t.equal(count(dns, 'broker.invalid'), 2, 'the URL once, the DNS failure once');
   const refused = await gw.waitForLine(REFUSED_LINE);
   t.match(refused, new RegExp(`connect ECONNREFUSED 127\\.0\\.0\\.1:${busPort} GUARDIAN_E_MODBUS_CONNECT`));
@@ -65,6 +65,10 @@ t.test('at a terminal (NO_COLOR): pretty single lines, the code, each cause once
   t.same(lines.filter((l) => !EVENT.test(l)), [], 'every line is one event: no JSON, no continuation (no stack) lines');
   t.notOk(lines.some((l) => l.includes('{')), 'no JSON braces');
   t.notMatch(gw.text(), ANSI, 'NO_COLOR: no ANSI escapes');
+  t.same(lines.filter((l) => /WARN: device \S+: cannot open/.test(l)), [], 'a dead bus is logged by the bus, not again by each device');
+  t.notMatch(gw.text(), /in \d+\.\d+ ms/, 'durations are whole milliseconds');
+  const uplink = lines.filter((l) => DNS_LINE.test(l));
+  t.same(uplink.map((l) => /attempt=(\d+)$/.exec(l)?.[1]), uplink.map((_, i) => String(i + 1)), 'the uplink failure once per attempt: one retry line each, no separate error line');
 });
 
 t.test('at a terminal with colours (TERM set, no NO_COLOR): ANSI colours', async (t) => {
@@ -73,7 +77,7 @@ t.test('at a terminal with colours (TERM set, no NO_COLOR): ANSI colours', async
   const line = await gw.waitForLine(DNS_LINE);
   await gw.stop();
   t.match(line, ANSI, JSON.stringify(line));
-  t.match(line.replace(/\x1b\[[0-9;]*m/g, ''), /WARN: \(upstream\) broker mqtt:\/\/broker\.invalid:1883: getaddrinfo \S+ broker\.invalid GUARDIAN_E_MQTT_CONNECT$/);
+  t.match(line.replace(/\x1b\[[0-9;]*m/g, ''), /WARN: \(upstream\) broker not reachable; retrying: broker mqtt:\/\/broker\.invalid:1883: getaddrinfo \S+ broker\.invalid GUARDIAN_E_MQTT_CONNECT retryInMs=\d+ attempt=1$/);
 });
 
 /** JSON lines of a terminal session: every line parses, and the uplink error says its cause once without a stack. */

@@ -118,7 +118,7 @@ export class BusArbiter {
     if (this.client !== undefined) this.invalidate(new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} transport closed`, { bus: this.bus.name }));
     const wait = this.retryAt - performance.now();
     if (wait > 0) {
-      throw new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} is down (${this.lastError?.message ?? 'not open'}); reopening in ${wait} ms`, { bus: this.bus.name });
+      throw new GuardianError('GUARDIAN_E_MODBUS_CONNECT', `bus ${this.bus.name} is down (${this.lastError?.message ?? 'not open'}); reopening in ${Math.ceil(wait)} ms`, { bus: this.bus.name });
     }
     let client: ModbusClient;
     let opened: ModbusClient | undefined;

@@ -186,7 +186,9 @@ export class DevicePoller {
     this.lastError = `${failure.error.code}: ${failure.error.message}`;
     const delay = Math.max(this.device.pollIntervalMs, this.backoff.next());
     if (!this.failing) {
-      this.log.warn({ err: failure.error, device: this.device.name }, `device ${this.device.name}: ${failure.error.message}`);
+      // a bus that cannot open is logged once by the bus (arbiter): its devices repeat it at debug only
+      const busLevel = failure.error.code === 'GUARDIAN_E_MODBUS_CONNECT';
+      this.log[busLevel ? 'debug' : 'warn']({ err: failure.error, device: this.device.name }, `device ${this.device.name}: ${failure.error.message}`);
       const backoff = new GuardianError('GUARDIAN_E_DEVICE_BACKOFF', `device ${this.device.name} backed off`, { device: this.device.name, bus: this.busName, retryInMs: delay });
       this.log.warn({ err: backoff }, backoff.message);
     }

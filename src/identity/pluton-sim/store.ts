@@ -46,20 +46,22 @@ function createSecret(file: string, place: SecretPlace): void {
   }
 }
 
+/** The store directories warned about: once per store and process (run's preflight and the daemon each open one). */
+const warnedStores = new Set<string>();
+
 export class PlutonSimKeyStore implements KeyStore {
   readonly backend = 'pluton-sim' as const;
   readonly hardwareBacked = false;
   private readonly files: RecordFiles;
   private kek: Buffer | undefined;
-  private warned = false;
 
   constructor(private readonly options: PlutonSimOptions) {
     this.files = new RecordFiles(options.dir);
   }
 
   open(): Promise<void> {
-    if (!this.warned) {
-      this.warned = true;
+    if (!warnedStores.has(this.options.dir)) {
+      warnedStores.add(this.options.dir);
       this.options.log.warn({ backend: this.backend, secretFile: this.options.secretFile },
         'key store: simulated Pluton (software); keys are NOT hardware-backed and are only as safe as the device secret file');
     }

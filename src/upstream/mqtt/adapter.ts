@@ -45,6 +45,8 @@ export class MqttUpstream implements UpstreamAdapter {
   readonly topics: Topics;
   private client: MqttClient | undefined;
   private isConnected = false;
+  /** The error of the connection attempt under way (logged once, when it closes). */
+  private attemptError: GuardianError | undefined;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
@@ -180,7 +182,14 @@ export class MqttUpstream implements UpstreamAdapter {
     // a stop (and maybe a new start) while the key store answered: this attempt is void
     const current = (): boolean => !this.stopping && generation === this.generation;
     this.secrets().then((secrets) => {
-      if (current()) this.open(secrets);
+      if (!current()) return;
+      if (secrets.password !== undefined && this.options.config.username === undefined) {
+        // MQTT sends a password only with a user name: mqtt.js would drop the connection before its CONNECT, with no error
+        const err = new GuardianError('GUARDIAN_E_CONFIG_INVALID', 'upstream.mqtt.sas needs upstream.mqtt.username (MQTT sends a password only with a user name; IoT Hub: <hub>/<device id>/?api-version=2021-04-12): no connection is attempted', { url: this.shownUrl });
+        this.options.log.error({ err }, err.message);
+        return;
+      }
+      this.open(secrets);
     }, (err: unknown) => {
       if (!current()) return;
       if (!(err instanceof GuardianError) || isTransient(err)) {
@@ -252,7 +261,9 @@ export class MqttUpstream implements UpstreamAdapter {
     client.on('error', (cause) => {
       if (this.client !== client) return;
       const err = new GuardianError('GUARDIAN_E_MQTT_CONNECT', `broker ${this.shownUrl}: ${redactUrl(cause.message)}`, { url: this.shownUrl }, { cause });
-      log.warn({ err }, err.message);
+      // before the broker accepted the connection, the close that follows logs it once, with the retry
+      if (this.isConnected) log.warn({ err }, err.message);
+      else this.attemptError = err;
     });
     client.on('close', () => this.onClose(client));
   }
@@ -278,8 +289,10 @@ export class MqttUpstream implements UpstreamAdapter {
       this.options.log.warn({ err, retryInMs: delay }, err.message);
       this.events.emit('disconnected', 'connection closed');
     } else {
-      this.options.log.info({ url: this.shownUrl, retryInMs: delay, attempt: this.backoff.attempts }, 'broker not reachable; retrying');
+      const err = this.attemptError ?? new GuardianError('GUARDIAN_E_MQTT_CONNECT', `broker ${this.shownUrl}: the connection closed before the broker accepted it`, { url: this.shownUrl });
+      this.options.log.warn({ err, retryInMs: delay, attempt: this.backoff.attempts }, 'broker not reachable; retrying');
     }
+    this.attemptError = undefined;
     this.timer = setTimeout(() => this.connect(), delay);
   }
 

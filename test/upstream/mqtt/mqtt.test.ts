@@ -73,7 +73,7 @@ t.test('TLS with a pinned CA and a required client certificate', async (t) => {
     const rogue = upstream(t, mqttConfig({ url: broker.url, tls: { ca: pki.rogueCaCert, cert: pki.clientCert, key: pki.clientKey } }), logs);
     await rogue.start();
     const line = await logs.waitFor((l) => (l['err'] as { code?: string } | undefined)?.code === 'GUARDIAN_E_MQTT_CONNECT');
-    t.match(line['msg'], /certificate/i);
+    t.match((line['err'] as { message?: string }).message, /certificate/i, 'the cause is in the error it carries');
     t.notOk(rogue.connected);
     await t.rejects(rogue.publish({ kind: 'health', payload: '{}' }), { code: 'GUARDIAN_E_MQTT_DISCONNECTED' });
   });

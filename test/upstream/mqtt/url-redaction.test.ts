@@ -76,7 +76,7 @@ void t.test('an unreachable broker behind a URL with credentials: the connect er
   t.teardown(() => up.stop());
   await up.start();
   const failed = await logs.waitFor((l) => codeOf(l) === 'GUARDIAN_E_MQTT_CONNECT');
-  t.match(failed['msg'], new RegExp(`^broker mqtt://\\*\\*\\*@127\\.0\\.0\\.1:${port}: `), 'the error names the broker without the credentials');
+  t.match((failed['err'] as { message?: string }).message, new RegExp(`^broker mqtt://\\*\\*\\*@127\\.0\\.0\\.1:${port}: `), 'the error names the broker without the credentials');
   await logs.waitFor((l) => l.msg === 'broker not reachable; retrying');
   await up.stop();
   noPassword(t, logs);
