@@ -7,6 +7,8 @@
  */
 import { parseArgs } from 'node:util';
 import { GuardianError } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
+import { shownText } from '../core/shown.js';
 import { suggestKey } from '../core/schema-errors.js';
 import { LOG_FORMATS } from '../daemon/log-format.js';
 
@@ -134,7 +136,7 @@ function checkToken(spec: CommandSpec, token: Token & { kind: 'option' }): void 
   }
   if (value === undefined || (inlineValue !== true && value.startsWith('--'))) throw usageError(spec, `option ${rawName} needs a value (${def.value ?? 'VALUE'})`);
   const problem = def.check?.(value);
-  if (problem !== undefined) throw usageError(spec, `option ${flag(name)} ${problem} (got '${value}')`);
+  if (problem !== undefined) throw usageError(spec, `option ${flag(name)} ${problem} (got ${shownText(redactUrl(value))})`);
 }
 
 function checkCombinations(spec: CommandSpec, values: Values): void {
