@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { GuardianError } from '../core/errors.js';
+import { shownText } from '../core/shown.js';
 import { suggestKey } from '../core/schema-errors.js';
 import { parseBrokerUrl } from '../core/endpoint.js';
 import { hasUserinfo, redactUrl } from '../core/redact.js';
@@ -47,7 +48,7 @@ function checkUrl(v: string): string | undefined {
 
 /** An option value as it may be shown: a URL without its credentials, anything with '@' and ':' in it (a password, maybe) not at all. */
 function shownValue(name: string, value: string): string {
-  if (name !== 'url') return value;
+  if (name !== 'url') return redactUrl(value);
   const redacted = redactUrl(value);
   return redacted === value && value.includes('@') ? REDACTED_VALUE : redacted;
 }
@@ -143,7 +144,7 @@ function checkToken(spec: CommandSpec, token: Token & { kind: 'option' }): void 
   }
   if (value === undefined || (inlineValue !== true && value.startsWith('--'))) throw usageError(spec, `option ${rawName} needs a value (${def.value ?? 'VALUE'})`);
   const problem = def.check?.(value);
-  if (problem !== undefined) throw usageError(spec, `option ${flag(name)} ${problem} (got '${shownValue(name, value)}')`);
+  if (problem !== undefined) throw usageError(spec, `option ${flag(name)} ${problem} (got ${shownText(shownValue(name, value))})`);
 }
 
 function checkCombinations(spec: CommandSpec, values: Values): void {

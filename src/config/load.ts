@@ -7,8 +7,10 @@ import type {
 import { deepFreeze } from '../core/freeze.js';
 import { GuardianError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
+import { nonFinite, nonFinitePaths } from '../core/shown.js';
+import { readTextFile } from '../core/text-file.js';
 import { ConfigError } from './error.js';
-import { formatSchemaError } from '../core/schema-errors.js';
+import { formatSchemaError, pointerToPath } from '../core/schema-errors.js';
 import { semanticErrors } from './semantic.js';
 import { formatOf, readConfigText, type ConfigFormat } from './source.js';
 
@@ -58,25 +60,29 @@ function byPosition(problems: readonly string[]): string[] {
 export function parseConfig(text: string, source = '<config>', format: ConfigFormat = formatOf(source)): GatewayConfig {
   const { data, locate } = readConfigText(text, source, format);
   const doc = migrate(data);
-  const semantic = semanticErrors(doc); // before ajv fills in defaults: these rules look at what the user wrote
+  // a number that is not finite (.inf, .nan, 1e400) is one problem, not the schema's and the rules' follow-ons about it
+  const infinite = nonFinitePaths(doc);
+  const about = (p: string): boolean => infinite.some((n) => p.startsWith(`${n.path}: `));
+  const semanticAll = semanticErrors(doc).filter((p) => !about(p)); // before ajv fills in defaults: these rules look at what the user wrote
   const check = validate(doc);
+  // a value of the wrong type has that one problem: the rules' follow-ons about it (`url: 5` → "has no scheme") are noise
+  const mistyped = (check.errors ?? []).filter((e) => e.keyword === 'type').map((e) => `${pointerToPath(e.instancePath)}: `);
+  const semantic = semanticAll.filter((p) => !mistyped.some((m) => p.startsWith(m)));
   // a schema problem quotes the value it is about: never a URL's password (semantic.ts redacts its own)
-  const schemaProblems = (check.errors ?? []).map((e) => formatSchemaError(typeof e.data === 'string' ? { ...e, data: redactUrl(e.data) } : e));
-  const problems = [...new Set([...schemaProblems, ...semantic])].map(locate);
+  const schemaProblems = (check.errors ?? []).map((e) => formatSchemaError(typeof e.data === 'string' ? { ...e, data: redactUrl(e.data) } : e)).filter((p) => !about(p));
+  const finite = infinite.map((n) => `${n.path}: must be a finite number (got ${nonFinite(n.value)})`);
+  const problems = [...new Set([...finite, ...schemaProblems, ...semantic])].map(locate);
   if (problems.length > 0) throw new ConfigError('GUARDIAN_E_CONFIG_INVALID', source, byPosition(problems));
   return deepFreeze(normalize(doc as Rec));
 }
 
 export { ConfigError };
 
+/** Read and parse the config file: a regular file of at most 1 MiB (never /dev/zero, a FIFO, a directory). */
 export function loadConfig(path: string): GatewayConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new GuardianError('GUARDIAN_E_CONFIG_READ', `cannot read config ${path}: ${(err as Error).message}`, { path }, { cause: err });
-  }
-  return parseConfig(text, path);
+  const read = readTextFile(path);
+  if (!read.ok) throw new GuardianError('GUARDIAN_E_CONFIG_READ', `cannot read config ${path}: ${read.problem}`, { path }, { cause: read.cause });
+  return parseConfig(read.text, path);
 }
 
 const backoff = (raw: unknown, initialMs: number, maxMs: number): BackoffConfig => ({ initialMs, maxMs, ...(raw as Partial<BackoffConfig> | undefined) });

@@ -6,8 +6,9 @@
  * `buses[1].devices[0].points[2].type` gets its `line 14, column 11: ` prefix.
  */
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { at, parseJsonText, positionOf, withoutBom } from '../core/json-text.js';
+import { duplicateKeyProblems, readYaml } from '../core/yaml-text.js';
 import { ConfigError } from './error.js';
-import { jsonErrorOffset } from './json-position.js';
 
 export type ConfigFormat = 'json' | 'yaml';
 
@@ -23,39 +24,6 @@ export interface ConfigSource {
   readonly data: unknown;
   /** `path: problem` → `line L, column C: path: problem` where the path (or its nearest parent) is in the file. */
   readonly locate: (problem: string) => string;
-}
-
-const at = (pos: { line: number; col: number }): string => `line ${pos.line}, column ${pos.col}`;
-
-/** Line and column (1-based) of an offset into text. */
-function positionOf(text: string, offset: number): { line: number; col: number } {
-  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
-  const lines = before.split('\n');
-  return { line: lines.length, col: (lines[lines.length - 1]?.length ?? 0) + 1 };
-}
-
-/** JSON.parse, its SyntaxError turned into one `line L, column C: …` problem (Node 20 gives the offset). */
-function parseJson(text: string, source: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    const stated = /at position (\d+)/.exec(err.message)?.[1];
-    const offset = stated === undefined ? jsonErrorOffset(text) : Number(stated);
-    const what = offset >= text.length ? 'unexpected end of the file (an unclosed \'{\', \'[\' or string?)'
-      : `not valid JSON: ${err.message.replace(/ in JSON at position \d+.*$/s, '').replace(/, .*is not valid JSON$/s, '')}`;
-    const where = positionOf(text, offset);
-    throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, [`${at(where)}: ${what}`]);
-  }
-}
-
-/** The YAML parser's errors as `line L, column C: …` problems. */
-function yamlProblems(doc: Document, codes?: readonly string[]): string[] {
-  return doc.errors.filter((e) => codes === undefined || codes.includes(e.code)).map((e) => {
-    const pos = e.linePos?.[0];
-    const what = (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, '');
-    return `${pos === undefined ? '(root)' : at(pos)}: ${what}`;
-  });
 }
 
 /** `buses[0].devices[1].name` → ['buses', 0, 'devices', 1, 'name']; `(root)` → []. */
@@ -95,20 +63,22 @@ function locator(text: string, doc: Document): (problem: string) => string {
 
 /**
  * Parse config text. Throws GUARDIAN_E_CONFIG_PARSE for a syntax error, a
- * repeated key, or a file with nothing in it.
+ * repeated key, more than one YAML document, an alias to nothing or an alias
+ * bomb, nesting too deep, or a file with nothing in it.
  */
 export function readConfigText(raw: string, source: string, format: ConfigFormat = formatOf(source)): ConfigSource {
-  const text = raw.startsWith('\uFEFF') ? raw.slice(1) : raw; // a byte order mark is not content
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const text = withoutBom(raw);
   if (format === 'json') {
     if (text.trim() === '') throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, [EMPTY_FILE]);
-    const data = parseJson(text, source);
+    const parsed = parseJsonText(text);
+    if (!parsed.ok) throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, [parsed.problem]);
     // JSON.parse keeps the last of a repeated key without a word: the YAML reading of the same text refuses it
-    const duplicates = yamlProblems(doc, ['DUPLICATE_KEY']);
+    const doc = parseDocument(text, { uniqueKeys: false });
+    const duplicates = duplicateKeyProblems(doc, text);
     if (duplicates.length > 0) throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, duplicates);
-    return { data, locate: doc.errors.length === 0 ? locator(text, doc) : (p) => p };
+    return { data: parsed.value, locate: doc.errors.length === 0 ? locator(text, doc) : (p) => p };
   }
-  if (doc.errors.length > 0) throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, yamlProblems(doc));
-  if (doc.contents === null) throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, [EMPTY_FILE]);
-  return { data: doc.toJS() as unknown, locate: locator(text, doc) };
+  const read = readYaml(text);
+  if (!read.ok) throw new ConfigError('GUARDIAN_E_CONFIG_PARSE', source, read.empty ? [EMPTY_FILE] : read.problems);
+  return { data: read.data, locate: locator(text, read.doc) };
 }

@@ -1,4 +1,5 @@
 import type { ErrorObject } from 'ajv';
+import { shownText, shownValue } from './shown.js';
 
 /** `/buses/0/devices/1/name` → `buses[0].devices[1].name`; the root is `(root)`. */
 export function pointerToPath(pointer: string): string {
@@ -60,9 +61,8 @@ function allowedKeys(error: ErrorObject): string[] {
   return [];
 }
 
-function describeValue(value: unknown): string {
-  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value);
-}
+/** A value as a problem quotes it: escaped, cut short, a non-finite number in words (see shown.ts). */
+const describeValue = shownValue;
 
 /** One `<path>: <problem>` line per ajv error. */
 export function formatSchemaError(error: ErrorObject): string {
@@ -72,7 +72,7 @@ export function formatSchemaError(error: ErrorObject): string {
     case 'additionalProperties': {
       const key = String(p['additionalProperty']);
       const hint = suggestKey(key, allowedKeys(error));
-      return `${joinPath(path, key)}: unknown key${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`;
+      return `${joinPath(path, shownText(key, 60, false))}: unknown key${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`;
     }
     case 'required':
       return `${joinPath(path, String(p['missingProperty']))}: is required`;

@@ -3,7 +3,11 @@ import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
+import { parseJsonText, withoutBom } from '../core/json-text.js';
 import { ProblemListError } from '../core/problems.js';
+import { nonFinite, nonFinitePaths } from '../core/shown.js';
+import { readTextFile } from '../core/text-file.js';
+import { duplicateKeyProblems } from '../core/yaml-text.js';
 import { deepFreeze } from '../core/freeze.js';
 import { absoluteDevicePath } from '../core/serial-path.js';
 import { formatSchemaError, joinPath } from '../core/schema-errors.js';
@@ -120,25 +124,12 @@ function endpointKey(e: Endpoint): string {
   return `${e.kind}:${e.value}/${e.prefix ?? ''}:${e.port ?? '*'}`;
 }
 
-/** The JSON of the manifest; a syntax error says where (line, column). */
+/** The JSON of the manifest (a byte order mark skipped); a syntax error says where (line, column), on one line. */
 function parseJson(text: string, source: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    const message = (err as Error).message;
-    const at = /at position (\d+)/.exec(message);
-    const before = at === null ? '' : text.slice(0, Number(at[1]));
-    const where = at === null ? '(root)' : `line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')}`;
-    throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, [`${where}: not valid JSON (${message.replace(/ (in JSON )?at position \d+.*$/, '')})`]);
-  }
-}
-
-/** JSON.parse keeps the last of duplicate keys without a word; the YAML parser (JSON is YAML 1.2) says where. */
-function duplicateKeys(yamlDoc: ReturnType<typeof parseDocument>): string[] {
-  return yamlDoc.errors.filter((e) => e.code === 'DUPLICATE_KEY').map((e) => {
-    const pos = e.linePos?.[0];
-    return `line ${pos?.line ?? '?'}, column ${pos?.col ?? '?'}: duplicate key`;
-  });
+  if (text.trim() === '') throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, ['(root): the file is empty: start from `guardian firewall init`']);
+  const parsed = parseJsonText(text);
+  if (!parsed.ok) throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, [parsed.problem]);
+  return parsed.value;
 }
 
 /** Top-level keys and capabilities Guardian does not use. */
@@ -209,11 +200,15 @@ function writePolicies(m: Rec, yamlDoc: ReturnType<typeof parseDocument>, text: 
 }
 
 /** Parse and validate manifest text; throws ManifestError with every problem. */
-export function parseManifest(text: string, source = '<manifest>'): Manifest {
+export function parseManifest(raw: string, source = '<manifest>'): Manifest {
+  const text = withoutBom(raw);
   const doc = parseJson(text, source);
-  const yamlDoc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  const duplicates = duplicateKeys(yamlDoc);
+  // JSON.parse keeps the last of duplicate keys without a word; the YAML parser (JSON is YAML 1.2) says where
+  const yamlDoc = parseDocument(text, { uniqueKeys: false });
+  const duplicates = duplicateKeyProblems(yamlDoc, text);
   if (duplicates.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_PARSE', source, duplicates);
+  const infinite = nonFinitePaths(doc);
+  if (infinite.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, infinite.map((n) => `${n.path}: must be a finite number (got ${nonFinite(n.value)})`));
   const problems = schemaProblems(doc);
   if (problems.length > 0) throw new ManifestError('GUARDIAN_E_MANIFEST_INVALID', source, problems);
   const m = doc as Rec;
@@ -274,13 +269,9 @@ function writeRule(rule: Rec, path: string, problems: string[]): WriteRule | und
   return { table, from, to, ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }), verify: rule['Verify'] !== false };
 }
 
-/** Read and parse the manifest file. */
+/** Read and parse the manifest file: a regular file of at most 1 MiB. */
 export function loadManifest(path: string): Manifest {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ManifestError('GUARDIAN_E_MANIFEST_READ', path, [`(root): cannot read the file: ${(err as Error).message}`]);
-  }
-  return parseManifest(text, path);
+  const read = readTextFile(path);
+  if (!read.ok) throw new ManifestError('GUARDIAN_E_MANIFEST_READ', path, [`(root): cannot read the file: ${read.problem}`]);
+  return parseManifest(read.text, path);
 }

@@ -185,7 +185,7 @@ t.test('YAML syntax errors name the line', async (t) => {
   t.equal(err.code, 'GUARDIAN_E_CONFIG_PARSE');
   t.match(err.problems[0], /^line \d+, column \d+: /);
   const dup = t.throws(() => parseConfig('version: 1\nversion: 1\n')) as ConfigError;
-  t.match(dup.problems[0], /^line 2, column 1: Map keys must be unique/);
+  t.match(dup.problems[0], /^line 2, column 1: key 'version' appears twice \(lines 1 and 2\)/);
 });
 
 t.test('bad configs: each gives exactly its error lines', async (t) => {

@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { hasCode } from '../../src/core/errors.js';
 import { parseBrokerUrl } from '../../src/core/endpoint.js';
 import { brokerEndpoint, configEndpoints } from '../../src/firewall/config-coverage.js';
-import { jsonErrorOffset } from '../../src/config/json-position.js';
+import { jsonErrorOffset } from '../../src/core/json-position.js';
 import { baseDoc, docPaths, mutatedText, setAt, urlArb } from '../fixtures/config-mutations.js';
 
 const seed = Number.parseInt(process.env['FC_SEED'] ?? String(Date.now() % 1_000_000), 10);

@@ -38,3 +38,13 @@ void t.test('text and URLs without credentials are left as they are', async (t) 
   t.equal(redactUrl('admin@example.com wrote this'), 'admin@example.com wrote this', "an '@' before any scheme is not a URL's");
   t.notOk(hasUserinfo('myhub.azure-devices.net/devices/gw@1'), 'no scheme: not a URL');
 });
+
+void t.test('a password in a URL written without :// never survives either (issue 13: mqtt:user:pw@h, mqtt//user:pw@h, user:pw@h)', async (t) => {
+  const pw = fc.string({ unit: 'binary' }).filter((s) => !s.includes(MARK) && !s.includes('@'));
+  const shape = fc.constantFrom((u: string, p: string, h: string) => `mqtt:${u}:${p}@${h}:1883`, (u: string, p: string, h: string) => `mqtt//${u}:${p}@${h}:1883`, (u: string, p: string, h: string) => `${u}:${p}@${h}:1883`);
+  const user = fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/);
+  holds(t, 'password hidden without ://', fc.property(shape, user, pw, pw, host, fc.constantFrom('', "has no scheme (got '", 'option --url must name a host (got '), (make, u, p1, p2, h, before) => {
+    const shown = redactUrl(`${before}${make(u, `${p1}${MARK}${p2}`, h)}')`);
+    return !shown.includes(MARK) && shown.includes(REDACTED);
+  }));
+});
