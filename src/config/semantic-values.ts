@@ -4,6 +4,7 @@
  * the TLS server name (a DNS name), the MQTT topic prefix, serial device paths.
  * Each returns the problem text (without the path) or undefined.
  */
+import { shownText } from '../core/shown.js';
 import { realpathSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
@@ -19,10 +20,10 @@ export function filePathProblem(value: string): string | undefined {
   const variable = SHELL_VARIABLE.exec(value)?.[0];
   if (variable !== undefined) return placeholderProblem(variable);
   if (value.startsWith('~')) {
-    return `'~' is not expanded: Guardian reads paths as written (no shell); write the full path from '/' (got '${value}')`;
+    return `'~' is not expanded: Guardian reads paths as written (no shell); write the full path from '/' (got ${shownText(value)})`;
   }
   if (!value.startsWith('/')) {
-    return `must be an absolute path: the service runs in '/', not in the directory you test from (got '${value}')`;
+    return `must be an absolute path: the service runs in '/', not in the directory you test from (got ${shownText(value)})`;
   }
   return undefined;
 }
@@ -62,9 +63,9 @@ export function servernameProblem(name: string): string | undefined {
 /** The MQTT topic prefix (the schema says: not empty). */
 export function topicPrefixProblem(prefix: string): string | undefined {
   if (prefix === '') return undefined;
-  if (/[#+\s]/.test(prefix)) return `must not contain '#', '+' or white space (got '${prefix}')`;
+  if (/[#+\s]/.test(prefix)) return `must not contain '#', '+' or white space (got ${shownText(prefix)})`;
   if (prefix.startsWith('$')) {
-    return `must not start with '$': MQTT reserves '$' topics ($SYS…) for the broker, which refuses publishes there (got '${prefix}')`;
+    return `must not start with '$': MQTT reserves '$' topics ($SYS…) for the broker, which refuses publishes there (got ${shownText(prefix)})`;
   }
   return undefined;
 }
@@ -72,8 +73,8 @@ export function topicPrefixProblem(prefix: string): string | undefined {
 /** The device path of an rtu bus: absolute, plain. */
 export function serialPortProblem(port: string): string | undefined {
   if (placeholderIn(port) !== undefined || port === '') return undefined;
-  if (!port.startsWith('/')) return `must be the absolute serial device path: write '${absoluteDevicePath(port)}' (got '${port}')`;
-  if (posix.normalize(port) !== port || port.endsWith('/')) return `must be a plain absolute device path like /dev/ttyUSB0 (got '${port}')`;
+  if (!port.startsWith('/')) return `must be the absolute serial device path: write '${absoluteDevicePath(port)}' (got ${shownText(port)})`;
+  if (posix.normalize(port) !== port || port.endsWith('/')) return `must be a plain absolute device path like /dev/ttyUSB0 (got ${shownText(port)})`;
   return undefined;
 }
 

@@ -3,6 +3,7 @@
  * run on the raw document next to the schema so every problem is reported at
  * once; each check guards its own shape, since the schema may have failed too.
  */
+import { shownText } from '../core/shown.js';
 import { hasUserinfo, redactUrl } from '../core/redact.js';
 import { parseBrokerUrl, placeholderIn, placeholderProblem } from '../core/endpoint.js';
 import { joinPath } from '../core/schema-errors.js';
@@ -49,12 +50,12 @@ const NO_CREDENTIALS = 'credentials never live in URLs (they end up in logs, she
 /** The broker URL: no user name or password, no query or fragment to smuggle them in. */
 function checkBrokerUrl(url: string, path: string, out: string[]): void {
   if (hasUserinfo(url)) {
-    out.push(`${path}: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}; use upstream.mqtt.username with upstream.mqtt.sas, or a client certificate (upstream.mqtt.tls) (got '${redactUrl(url)}')`);
+    out.push(`${path}: must not contain a user name or password ('user:pass@'): ${NO_CREDENTIALS}; use upstream.mqtt.username with upstream.mqtt.sas, or a client certificate (upstream.mqtt.tls) (got ${shownText(redactUrl(url))})`);
   }
   else if (/^[^?#]*:\/\/[^?#]*[?#]/.test(url)) out.push(`${path}: must not have a query or fragment ('?…', '#…'): ${NO_CREDENTIALS}`);
   else if (placeholderIn(url) === undefined) { // a placeholder is reported by checkPlaceholders
     const parsed = parseBrokerUrl(url);
-    if (!parsed.ok) out.push(`${path}: ${parsed.problem} (got '${redactUrl(url)}')`);
+    if (!parsed.ok) out.push(`${path}: ${parsed.problem} (got ${shownText(redactUrl(url))})`);
   }
 }
 
@@ -103,7 +104,7 @@ function checkMqtt(m: unknown, path: string, out: string[]): void {
   const secure = /^(mqtts|tls|ssl):/.test(url);
   const tls = m['tls'];
   if (secure && !isRec(tls)) out.push(`${joinPath(path, 'tls')}: is required for ${url.split(':')[0] ?? ''}:// (the broker CA is pinned)`);
-  if (!secure && isRec(tls) && url !== '') out.push(`${joinPath(path, 'tls')}: needs an mqtts:// url (got '${redactUrl(url)}')`);
+  if (!secure && isRec(tls) && url !== '') out.push(`${joinPath(path, 'tls')}: needs an mqtts:// url (got ${shownText(redactUrl(url))})`);
   if (isRec(tls) && tls['identity'] === true && ('cert' in tls || 'key' in tls)) {
     out.push(`${joinPath(path, 'tls')}: identity: true takes the key from the key store; remove cert and key`);
   } else if (isRec(tls) && ('cert' in tls) !== ('key' in tls)) {
@@ -130,7 +131,7 @@ function checkPoint(p: Rec, path: string, out: string[]): void {
   const { table, type } = p;
   const isBitTable = table === 'coil' || table === 'discrete';
   if (isBitTable && type !== undefined && type !== 'bool') {
-    out.push(`${joinPath(path, 'type')}: must be 'bool' for table '${String(table)}' (got '${show(type)}')`);
+    out.push(`${joinPath(path, 'type')}: must be 'bool' for table '${String(table)}' (got ${shownText(show(type))})`);
   }
   if (type === 'bit' && !('bit' in p)) out.push(`${joinPath(path, 'bit')}: is required for type 'bit'`);
   if (type !== 'bit' && 'bit' in p) out.push(`${joinPath(path, 'bit')}: only applies to type 'bit'`);
