@@ -26,15 +26,15 @@ export function createLogger(level: string, destination?: DestinationStream, tee
   };
   // `atTerminal`: whether `destination` is a terminal (the CLI's stderr logs); else stdout's
   const tty = atTerminal ?? (destination === undefined && process.stdout.isTTY === true);
-  let out = destination;
-  if (resolveLogFormat(format, tty, process.env) === 'pretty') {
-    out = prettyDestination(useColor(tty, process.env), destination ?? pino.destination({ dest: 1, sync: true }));
-  }
+  // stdout written synchronously: an asynchronous write still in flight when a crash exits
+  // could land after the fatal line (seen once: the last line was not the fatal one)
+  let out = destination ?? pino.destination({ dest: 1, sync: true });
+  if (resolveLogFormat(format, tty, process.env) === 'pretty') out = prettyDestination(useColor(tty, process.env), out);
   if (tee !== undefined) {
-    const streams = [{ level: 'trace' as const, stream: out ?? pino.destination(1) }, { level: 'trace' as const, stream: tee }];
+    const streams = [{ level: 'trace' as const, stream: out }, { level: 'trace' as const, stream: tee }];
     return pino(options, pino.multistream(streams));
   }
-  return out === undefined ? pino(options) : pino(options, out);
+  return pino(options, out);
 }
 
 export type { Logger };

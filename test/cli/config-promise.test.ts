@@ -226,6 +226,7 @@ const cases: Case[] = [
       s.doc['identity'] = { backend: 'pluton-sim' };
       mqtt(s.doc)['tls'] = { ca: path.join(s.dir, 'ca.pem') };
       mqtt(s.doc)['sas'] = { resourceUri: 'hub.example/devices/gw-promise' };
+      mqtt(s.doc)['username'] = 'hub.example/gw-promise/?api-version=2021-04-12';
     },
   },
   {
