@@ -326,6 +326,8 @@ export function encodeRegisters(point: PointConfig, value: number | bigint | str
     }
     case 'float32': case 'float64': {
       if (typeof value !== 'number' || !Number.isFinite(value)) fail(point, `cannot encode ${String(value)} as ${point.type}`);
+      // a finite number past float32's largest value (by up to half a unit) rounds to Infinity on the wire
+      if (point.type === 'float32' && !Number.isFinite(Math.fround(value))) fail(point, `${value} is out of range for float32`);
       if (point.type === 'float32') view.setFloat32(0, value); else view.setFloat64(0, value);
       break;
     }

@@ -311,3 +311,19 @@ t.test('decodeRegistersAt reads a point in place, the same as decodeRegisters on
   t.throws(() => decodeRegistersAt(pt({ type: 'float32' }), [1, 2, 3], 2), DECODE, 'runs past the response');
   t.throws(() => decodeRegistersAt(pt({ type: 'int16' }), [1], -1), DECODE, 'negative offset');
 });
+
+t.test('float32: a finite number that rounds to Infinity on the wire is refused, never written as Infinity', async (t) => {
+  const point = pt({ type: 'float32' });
+  // float32's largest value plus half a unit in the last place: Math.fround gives Infinity (found by write-property, seed 617909129)
+  for (const value of [3.4028235677973366e38, -3.4028235677973366e38, 1e39]) {
+    let caught: unknown;
+    try {
+      encodeRegisters(point, value);
+    } catch (err) {
+      caught = err;
+    }
+    t.ok(hasCode(caught, 'GUARDIAN_E_DECODE'), `${value} is refused with its code`);
+    t.ok(!Number.isFinite(Math.fround(value)), `${value} would be Infinity as float32`);
+  }
+  t.doesNotThrow(() => encodeRegisters(point, 3.4028234663852886e38), 'the largest float32 itself is written');
+});
