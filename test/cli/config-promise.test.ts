@@ -11,7 +11,7 @@ import type { Test } from 'tap';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { manifestFor } from '../../src/firewall/config-coverage.js';
-import { childEnv, GUARDIAN_BIN, runCli, withPreloadOptOut, type CliResult } from '../fixtures/cli.js';
+import { childEnv, collect, GUARDIAN_BIN, runCli, withPreloadOptOut, type CliResult } from '../fixtures/cli.js';
 import { makePki, signCsr, type Pki } from '../fixtures/pki.js';
 import { tmpDir } from '../fixtures/ports.js';
 
@@ -260,17 +260,9 @@ async function golden(t: Test): Promise<Golden> {
  * exit handler cannot write tap's files as nobody.
  */
 function cli(args: readonly string[], asNobody: boolean): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, GUARDIAN_BIN, ...withPreloadOptOut(args)], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(), ...(asNobody ? { uid: NOBODY, gid: NOBODY } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return collect(spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, GUARDIAN_BIN, ...withPreloadOptOut(args)], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(), ...(asNobody ? { uid: NOBODY, gid: NOBODY } : {}),
+  }));
 }
 
 /** A case's directory, files and config; returns the config file. */

@@ -11,7 +11,7 @@ import { demoConfigText, demoManifestText } from '../../src/cli/demo/demo.js';
 import { parseCommand } from '../../src/cli/args.js';
 import { COMMAND_SPECS } from '../../src/cli/commands.js';
 import { hasCode } from '../../src/core/errors.js';
-import { childEnv, GUARDIAN_BIN, runCli } from '../fixtures/cli.js';
+import { childEnv, collect, GUARDIAN_BIN, runCli, type CliResult } from '../fixtures/cli.js';
 
 const USAGE = /^guardian: GUARDIAN_E_USAGE: /;
 
@@ -99,16 +99,8 @@ t.test('property: for every command, an option it does not take and an argument 
 });
 
 /** The built CLI with extra node flags and environment (runCli takes neither). */
-function cliWith(nodeArgs: readonly string[], args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, GUARDIAN_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cliWith(nodeArgs: readonly string[], args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return collect(spawn(process.execPath, [...nodeArgs, GUARDIAN_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) }));
 }
 
 t.test('an option given twice, --help with a bad option, watch --url by the broker URL rules, --as-user with no such user', async (t) => {
