@@ -6,7 +6,7 @@
  * The silence the Modbus serial line specification (Modbus over Serial Line V1.02,
  * 2.5.1.1) requires between two RTU frames: at least 3.5 character times (t3.5),
  * fixed at 1.75 ms above 19,200 baud. A character on the line is a start bit, the
- * data bits, the parity bit (if any) and the stop bits: 11 bits for 8E1 or 8N2, 10
+ * data bits, the parity bit (when there is one) and the stop bits: 11 bits for 8E1 or 8N2, 10
  * for 8N1.
  */
 

@@ -326,7 +326,7 @@ export class CommandRouter implements Component {
     const wall = this.wallClock();
     const mono = performance.now();
     const life = envelope.ts === undefined
-      ? this.options.maxAgeMs + this.options.maxFutureMs // no ts: as long as any dated command could be fresh
+      ? this.options.maxAgeMs + this.options.maxFutureMs // no ts: as long as a dated command could still be fresh
       : Math.max(0, envelope.ts + this.maxAge(envelope) - wall);
     if (this.recent.size >= this.repeatMax) {
       for (const [k, v] of this.recent) if (this.expired(v)) this.recent.delete(k);

@@ -44,7 +44,7 @@ const CERT_WARN_MS = 30 * 86_400_000;
  * attempt, which the upstream schedules with backoff.
  *
  * A failure that cannot pass by itself (GUARDIAN_E_KEYSTORE_CORRUPT, a missing
- * key or certificate: any non-transient code) raises an alarm once: one log line,
+ * key or certificate: every non-transient code) raises an alarm once: one log line,
  * the `onAlarm` callback (the daemon's failure report and health alarm), `state:
  * 'error'` in the stats. Until the key store's files change (their inode, size
  * and change time), each attempt gets the same error without touching the store;
@@ -181,7 +181,7 @@ export class KeyStoreCredentials implements UpstreamCredentials {
     await identity?.store.close();
   }
 
-  /** Inode, size and change time of every file the credentials come from: any write, rename or chmod changes it. */
+  /** Inode, size and change time of every file the credentials come from: a write, rename or chmod changes it. */
   private filesState(): string {
     const { dir, tpm, plutonSim } = this.config.identity;
     let secret: string;

@@ -57,7 +57,7 @@ function allowsSend(ctx: GuardContext, dest: UdpDestination): boolean {
     : ctx.policy.allowsConnect(dest.named, dest.port);
 }
 
-/** The port a bind(port | options, …) asks for (0: any). */
+/** The port a bind(port | options, …) asks for (0: the kernel picks one). */
 function bindPort(first: unknown): number {
   return typeof first === 'object' && first !== null ? NumberCtor(rec(first)['port'] ?? 0) : typeof first === 'number' || typeof first === 'string' ? NumberCtor(first) : 0;
 }

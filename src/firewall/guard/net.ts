@@ -117,7 +117,7 @@ function connectRefusal(ctx: GuardContext, copy: ConnectCopy): GuardianError | u
 
 interface ListenTarget { readonly port: number | undefined; readonly path: string | undefined }
 
-/** What a listen(options | path | port, …) asks for: a Unix path, or a port (-1 for a handle or fd, 0 for any). */
+/** What a listen(options | path | port, …) asks for: a Unix path, or a port (-1 for a handle or fd, 0 for one the kernel picks). */
 function listenTarget(first: unknown): ListenTarget {
   if (typeof first === 'object' && first !== null) {
     const o = rec(first);
